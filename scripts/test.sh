@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The project's whole test suite, from a fresh Debian machine:
+#   scripts/test.sh            install packages, then every tier (CI runs exactly this)
+#   scripts/test.sh --quick    skip the QEMU tier and long fuzzing (local iteration)
+# Tiers: vet + staticcheck, unit tests with -race (simulator, embedded
+# xenstored, real xenstored/oxenstored under the LD_PRELOAD shim, Xen's headers,
+# verify-stream-v2), short fuzzing of every Fuzz target, a one-iteration
+# benchmark smoke run, and real Xen 4.17 booted in QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/setup.sh
+
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+fuzztime="${FUZZTIME:-10s}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "gofmt"
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$bad" ]; then echo "gofmt needed:"; echo "$bad"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+go tool staticcheck ./...
+
+step "cross-build (darwin, arm64)"
+GOOS=darwin go build ./... 
+GOARCH=arm64 go build ./...
+
+step "unit and integration tests (-race)"
+go test -race -count=1 -timeout 30m ./...
+
+step "fuzzing (${fuzztime} per target)"
+for pkg in $(go list ./...); do
+  for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    echo "fuzz $pkg $f"
+    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg"
+  done
+done
+
+step "benchmark smoke run"
+go test -run '^$' -bench . -benchtime=1x -timeout 20m ./...
+
+if [ "$quick" = 0 ] && [ -f internal/e2e/go.mod ]; then
+  step "real Xen 4.17 in QEMU"
+  (cd internal/e2e && go test -count=1 -timeout 40m -v ./...)
+fi
+step "all tiers passed"
