@@ -1,0 +1,487 @@
+package xenstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/xenckpt/xenckpt/xenstore/internal/wire"
+)
+
+// Config tunes a Client. A nil *Config, and every zero field, means the
+// documented default.
+type Config struct {
+	// MaxTransactionAttempts is how many times Transaction runs its
+	// function before giving up on repeated EAGAIN conflicts.
+	// Zero means 16.
+	MaxTransactionAttempts int
+	// MaxReplySize is the largest reply payload accepted, in bytes.
+	// oxenstored sends directory listings beyond XENSTORE_PAYLOAD_MAX, so
+	// the limit is higher than 4096. Zero means 1 MiB.
+	MaxReplySize int
+}
+
+func (c *Config) maxAttempts() int {
+	if c == nil || c.MaxTransactionAttempts <= 0 {
+		return 16
+	}
+	return c.MaxTransactionAttempts
+}
+
+func (c *Config) maxReply() int {
+	if c == nil || c.MaxReplySize <= 0 {
+		return 1 << 20
+	}
+	return c.MaxReplySize
+}
+
+// Client is a connection to xenstored.
+//
+// A Client is safe for concurrent use. Requests from many goroutines are
+// pipelined on the one connection: each gets its own req_id, and a single
+// reader goroutine routes replies back by req_id and watch events to their
+// Watch. Every call takes a ctx; cancelling it stops the wait, but the
+// request has already been sent and the daemon still carries it out (its
+// late reply is dropped).
+type Client struct {
+	rwc io.ReadWriteCloser
+	cfg Config
+
+	wmu sync.Mutex // serializes frame writes
+
+	mu        sync.Mutex
+	nextReq   uint32
+	pending   map[uint32]chan *wire.Msg
+	watches   map[string]*Watch // by token
+	nextToken uint64
+	err       error // why the connection stopped; set once, before done closes
+	closing   bool
+
+	done chan struct{} // closed when the reader has stopped
+}
+
+// NewClient starts a Client on rwc, which carries xsd_sockmsg frames: a
+// unix socket to xenstored, /dev/xen/xenbus, or an in-memory connection
+// to xenstoretest. The Client owns rwc and closes it in Close.
+func NewClient(rwc io.ReadWriteCloser, cfg *Config) *Client {
+	c := &Client{
+		rwc:     rwc,
+		pending: make(map[uint32]chan *wire.Msg),
+		watches: make(map[string]*Watch),
+		done:    make(chan struct{}),
+	}
+	if cfg != nil {
+		c.cfg = *cfg
+	}
+	go c.readLoop()
+	return c
+}
+
+// Close closes the connection. Calls in flight and later calls return an
+// error wrapping net.ErrClosed; every Watch's channel is closed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	already := c.closing
+	c.closing = true
+	c.mu.Unlock()
+	if already {
+		<-c.done
+		return nil
+	}
+	err := c.rwc.Close()
+	<-c.done
+	return err
+}
+
+func (c *Client) readLoop() {
+	limit := c.cfg.maxReply()
+	var err error
+	for {
+		var m *wire.Msg
+		m, err = wire.ReadMsg(c.rwc, limit)
+		if err != nil {
+			break
+		}
+		if m.Type == wire.WatchEvent {
+			c.dispatchEvent(m)
+			continue
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[m.ReqID]
+		if ok {
+			delete(c.pending, m.ReqID)
+		}
+		c.mu.Unlock()
+		if ok {
+			ch <- m // buffered, never blocks
+		}
+	}
+	c.mu.Lock()
+	closing := c.closing
+	if closing {
+		c.err = fmt.Errorf("xenstore client closed: %w", net.ErrClosed)
+	} else {
+		c.err = fmt.Errorf("xenstore connection lost: %w: %w", net.ErrClosed, err)
+	}
+	watches := c.watches
+	c.watches = map[string]*Watch{}
+	c.pending = map[uint32]chan *wire.Msg{}
+	c.mu.Unlock()
+	close(c.done)
+	if !closing {
+		c.rwc.Close()
+	}
+	for _, w := range watches {
+		w.shutdown(c.err)
+	}
+}
+
+func (c *Client) dispatchEvent(m *wire.Msg) {
+	parts := wire.SplitStrings(m.Payload)
+	if len(parts) < 2 {
+		return
+	}
+	c.mu.Lock()
+	w := c.watches[parts[1]]
+	c.mu.Unlock()
+	if w != nil {
+		w.deliver(Event{Path: parts[0], Token: parts[1]})
+	}
+}
+
+// call sends one request and waits for its reply. An XS_ERROR reply
+// becomes its syscall.Errno.
+func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byte) ([]byte, error) {
+	if len(payload) == 0 {
+		payload = []byte{0} // oxenstored stalls on empty payloads
+	}
+	if len(payload) > wire.PayloadMax {
+		return nil, syscall.E2BIG
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := make(chan *wire.Msg, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.nextReq++
+	for _, busy := c.pending[c.nextReq]; busy; _, busy = c.pending[c.nextReq] {
+		c.nextReq++
+	}
+	id := c.nextReq
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	err := wire.WriteMsg(c.rwc, &wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload})
+	c.wmu.Unlock()
+	if err != nil {
+		c.forget(id)
+		select {
+		case <-c.done:
+			return nil, c.err
+		default:
+			return nil, fmt.Errorf("sending %s: %w", t, err)
+		}
+	}
+	select {
+	case m := <-ch:
+		if m.Type == wire.Error {
+			name, _ := wire.CString(m.Payload)
+			if errno, ok := wire.Errno(name); ok {
+				return nil, errno
+			}
+			return nil, fmt.Errorf("%w: unknown error %q", ErrProtocol, name)
+		}
+		if m.Type != t {
+			return nil, fmt.Errorf("%w: %s reply to %s request", ErrProtocol, m.Type, t)
+		}
+		return m.Payload, nil
+	case <-ctx.Done():
+		c.forget(id)
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, c.err
+	}
+}
+
+func (c *Client) forget(id uint32) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// callOK is call for requests whose success reply is "OK\0".
+func (c *Client) callOK(ctx context.Context, t wire.Type, tx uint32, payload []byte) error {
+	_, err := c.call(ctx, t, tx, payload)
+	return err
+}
+
+func pathPayload(path string, extra ...string) ([]byte, error) {
+	if err := wire.CheckPath(path); err != nil {
+		return nil, err
+	}
+	return wire.Strings(append([]string{path}, extra...)...), nil
+}
+
+func (c *Client) read(ctx context.Context, tx uint32, path string) ([]byte, error) {
+	p, err := pathPayload(path)
+	if err != nil {
+		return nil, newOpError(OpRead, path, err)
+	}
+	v, err := c.call(ctx, wire.Read, tx, p)
+	return v, newOpError(OpRead, path, err)
+}
+
+func (c *Client) write(ctx context.Context, tx uint32, path string, value []byte) error {
+	if err := wire.CheckPath(path); err != nil {
+		return newOpError(OpWrite, path, err)
+	}
+	p := make([]byte, 0, len(path)+1+len(value))
+	p = append(p, path...)
+	p = append(p, 0)
+	p = append(p, value...)
+	return newOpError(OpWrite, path, c.callOK(ctx, wire.Write, tx, p))
+}
+
+func (c *Client) pathOp(ctx context.Context, op string, t wire.Type, tx uint32, path string) error {
+	p, err := pathPayload(path)
+	if err != nil {
+		return newOpError(op, path, err)
+	}
+	return newOpError(op, path, c.callOK(ctx, t, tx, p))
+}
+
+func (c *Client) list(ctx context.Context, tx uint32, path string) ([]string, error) {
+	p, err := pathPayload(path)
+	if err != nil {
+		return nil, newOpError(OpList, path, err)
+	}
+	v, err := c.call(ctx, wire.Directory, tx, p)
+	if errors.Is(err, syscall.E2BIG) {
+		names, err := c.listParts(ctx, tx, path)
+		return names, newOpError(OpList, path, err)
+	}
+	if err != nil {
+		return nil, newOpError(OpList, path, err)
+	}
+	return wire.SplitStrings(v), nil
+}
+
+// listParts reads a directory with DIRECTORY_PART, as libxenstore does
+// after E2BIG: each reply is "<generation>\0" then children from the byte
+// offset asked for; the last chunk ends with an extra "\0". A generation
+// change means the directory changed underneath, and the listing restarts.
+func (c *Client) listParts(ctx context.Context, tx uint32, path string) ([]string, error) {
+	for restarts := 0; ; restarts++ {
+		var (
+			gen  string
+			acc  []byte
+			done bool
+		)
+		for !done {
+			v, err := c.call(ctx, wire.DirectoryPart, tx, wire.Strings(path, strconv.Itoa(len(acc))))
+			if err != nil {
+				return nil, err
+			}
+			g, ok := wire.CString(v)
+			if !ok {
+				return nil, fmt.Errorf("%w: DIRECTORY_PART reply without generation", ErrProtocol)
+			}
+			if gen == "" {
+				gen = g
+			} else if g != gen {
+				break
+			}
+			chunk := v[len(g)+1:]
+			switch {
+			case len(chunk) == 0 || (len(chunk) == 1 && chunk[0] == 0):
+				done = true
+			case len(chunk) >= 2 && chunk[len(chunk)-1] == 0 && chunk[len(chunk)-2] == 0:
+				acc = append(acc, chunk[:len(chunk)-1]...)
+				done = true
+			default:
+				acc = append(acc, chunk...)
+			}
+		}
+		if done {
+			return wire.SplitStrings(acc), nil
+		}
+		if restarts > 100 {
+			return nil, syscall.EAGAIN
+		}
+	}
+}
+
+func (c *Client) getPerms(ctx context.Context, tx uint32, path string) ([]Perm, error) {
+	p, err := pathPayload(path)
+	if err != nil {
+		return nil, newOpError(OpGetPerms, path, err)
+	}
+	v, err := c.call(ctx, wire.GetPerms, tx, p)
+	if err != nil {
+		return nil, newOpError(OpGetPerms, path, err)
+	}
+	perms, err := parsePerms(v)
+	return perms, newOpError(OpGetPerms, path, err)
+}
+
+func parsePerms(v []byte) ([]Perm, error) {
+	fields := wire.SplitStrings(v)
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%w: empty permission list", ErrProtocol)
+	}
+	perms := make([]Perm, 0, len(fields))
+	for _, f := range fields {
+		p, err := ParsePerm(f)
+		if err != nil {
+			return nil, err
+		}
+		perms = append(perms, p)
+	}
+	return perms, nil
+}
+
+func (c *Client) setPerms(ctx context.Context, tx uint32, path string, perms []Perm) error {
+	if len(perms) == 0 {
+		return newOpError(OpSetPerms, path, syscall.EINVAL)
+	}
+	s := make([]string, len(perms))
+	for i, p := range perms {
+		switch p.Access {
+		case AccessNone, AccessRead, AccessWrite, AccessBoth:
+		default:
+			return newOpError(OpSetPerms, path, syscall.EINVAL)
+		}
+		s[i] = p.String()
+	}
+	p, err := pathPayload(path, s...)
+	if err != nil {
+		return newOpError(OpSetPerms, path, err)
+	}
+	return newOpError(OpSetPerms, path, c.callOK(ctx, wire.SetPerms, tx, p))
+}
+
+// Read returns the value of the node at path (absolute, or relative to the
+// connection's domain home).
+func (c *Client) Read(ctx context.Context, path string) ([]byte, error) {
+	return c.read(ctx, 0, path)
+}
+
+// Write sets the value of the node at path, creating it and any missing
+// parents. len(path)+1+len(value) must not exceed 4096 (E2BIG otherwise,
+// checked before sending).
+func (c *Client) Write(ctx context.Context, path string, value []byte) error {
+	return c.write(ctx, 0, path, value)
+}
+
+// Mkdir creates the node at path with an empty value; an existing node is
+// left alone.
+func (c *Client) Mkdir(ctx context.Context, path string) error {
+	return c.pathOp(ctx, OpMkdir, wire.Mkdir, 0, path)
+}
+
+// Remove deletes the node at path and its subtree. Removing a missing node
+// whose parent exists succeeds.
+func (c *Client) Remove(ctx context.Context, path string) error {
+	return c.pathOp(ctx, OpRemove, wire.Rm, 0, path)
+}
+
+// List returns the names of path's children, falling back to
+// DIRECTORY_PART when the listing exceeds one message.
+func (c *Client) List(ctx context.Context, path string) ([]string, error) {
+	return c.list(ctx, 0, path)
+}
+
+// GetPerms returns path's permission list; the first entry is the owner.
+func (c *Client) GetPerms(ctx context.Context, path string) ([]Perm, error) {
+	return c.getPerms(ctx, 0, path)
+}
+
+// SetPerms replaces path's permission list; perms[0] names the owner.
+func (c *Client) SetPerms(ctx context.Context, path string, perms []Perm) error {
+	return c.setPerms(ctx, 0, path, perms)
+}
+
+func domPayload(dom uint32, extra ...string) []byte {
+	return wire.Strings(append([]string{strconv.FormatUint(uint64(dom), 10)}, extra...)...)
+}
+
+func domStr(dom uint32) string { return strconv.FormatUint(uint64(dom), 10) }
+
+// GetDomainPath returns the home path of dom, "/local/domain/<dom>".
+func (c *Client) GetDomainPath(ctx context.Context, dom uint32) (string, error) {
+	v, err := c.call(ctx, wire.GetDomainPath, 0, domPayload(dom))
+	if err != nil {
+		return "", newOpError(OpGetDomainPath, domStr(dom), err)
+	}
+	s, _ := wire.CString(v)
+	return s, nil
+}
+
+// Introduce tells xenstored about dom's ring page mfn and event channel
+// port (XS_INTRODUCE); watchers of @introduceDomain are notified.
+func (c *Client) Introduce(ctx context.Context, dom uint32, mfn uint64, port uint32) error {
+	p := domPayload(dom, strconv.FormatUint(mfn, 10), strconv.FormatUint(uint64(port), 10))
+	return newOpError(OpIntroduce, domStr(dom), c.callOK(ctx, wire.Introduce, 0, p))
+}
+
+// Release makes xenstored forget dom (XS_RELEASE); watchers of
+// @releaseDomain are notified.
+func (c *Client) Release(ctx context.Context, dom uint32) error {
+	return newOpError(OpRelease, domStr(dom), c.callOK(ctx, wire.Release, 0, domPayload(dom)))
+}
+
+// IsDomainIntroduced reports whether xenstored knows dom.
+func (c *Client) IsDomainIntroduced(ctx context.Context, dom uint32) (bool, error) {
+	v, err := c.call(ctx, wire.IsDomainIntroduced, 0, domPayload(dom))
+	if err != nil {
+		return false, newOpError(OpIsDomainIntroduced, domStr(dom), err)
+	}
+	s, _ := wire.CString(v)
+	switch s {
+	case "T":
+		return true, nil
+	case "F":
+		return false, nil
+	}
+	return false, newOpError(OpIsDomainIntroduced, domStr(dom), fmt.Errorf("%w: reply %q", ErrProtocol, s))
+}
+
+// Resume is XS_RESUME: it clears xenstored's shutdown flag for dom, so
+// @releaseDomain fires again when dom next shuts down. Call it after a
+// cancelled suspend.
+func (c *Client) Resume(ctx context.Context, dom uint32) error {
+	return newOpError(OpResume, domStr(dom), c.callOK(ctx, wire.Resume, 0, domPayload(dom)))
+}
+
+// SetTarget lets dom act with target's privileges (XS_SET_TARGET), as a
+// device model stub domain does.
+func (c *Client) SetTarget(ctx context.Context, dom, target uint32) error {
+	p := domPayload(dom, strconv.FormatUint(uint64(target), 10))
+	return newOpError(OpSetTarget, domStr(dom), c.callOK(ctx, wire.SetTarget, 0, p))
+}
+
+// ResetWatches removes every watch and open transaction of this
+// connection on the daemon's side. Existing Watch values stop receiving
+// events; close them to release their resources.
+func (c *Client) ResetWatches(ctx context.Context) error {
+	return newOpError(OpResetWatches, "", c.callOK(ctx, wire.ResetWatches, 0, nil))
+}
+
+// Control sends XS_CONTROL with args (e.g. "quota") and returns the raw
+// reply. What each command does depends on the daemon: cxenstored
+// implements many, oxenstored answers "OK".
+func (c *Client) Control(ctx context.Context, args ...string) ([]byte, error) {
+	v, err := c.call(ctx, wire.Control, 0, wire.Strings(args...))
+	return v, newOpError(OpControl, "", err)
+}

@@ -1,0 +1,72 @@
+package xenstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// DefaultSocket is libxenstore's socket when neither XENSTORED_PATH nor
+// XENSTORED_RUNDIR is set.
+const DefaultSocket = "/var/run/xenstored/socket"
+
+// XenbusDevice is the kernel's xenstore device, used when no socket works
+// (in a domU, or a dom0 whose xenstored runs in a stub domain).
+const XenbusDevice = "/dev/xen/xenbus"
+
+// SocketPath returns the socket libxenstore would use: $XENSTORED_PATH,
+// else $XENSTORED_RUNDIR/socket, else DefaultSocket.
+func SocketPath() string {
+	if p := os.Getenv("XENSTORED_PATH"); p != "" {
+		return p
+	}
+	if d := os.Getenv("XENSTORED_RUNDIR"); d != "" {
+		return filepath.Join(d, "socket")
+	}
+	return DefaultSocket
+}
+
+// Dial connects as libxenstore's xs_open does: the unix socket named by
+// SocketPath, and if that fails, XenbusDevice. The error wraps
+// ErrNoDaemon and both causes.
+func Dial(ctx context.Context, cfg *Config) (*Client, error) {
+	path := SocketPath()
+	c, serr := DialSocket(ctx, path, cfg)
+	if serr == nil {
+		return c, nil
+	}
+	c, xerr := DialXenbus(ctx, cfg)
+	if xerr == nil {
+		return c, nil
+	}
+	return nil, newOpError(OpDial, "", fmt.Errorf("%w: %w; %w", ErrNoDaemon, serr, xerr))
+}
+
+// DialSocket connects to xenstored's unix socket at path.
+func DialSocket(ctx context.Context, path string, cfg *Config) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, newOpError(OpDial, path, err)
+	}
+	return NewClient(conn, cfg), nil
+}
+
+// DialXenbus opens XenbusDevice. The kernel device accepts whole frames
+// and queues replies; ctx only bounds the open.
+func DialXenbus(ctx context.Context, cfg *Config) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, newOpError(OpDial, XenbusDevice, err)
+	}
+	f, err := os.OpenFile(XenbusDevice, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("%w (is this a Xen domain with xenfs/xenbus loaded?)", err)
+		}
+		return nil, newOpError(OpDial, XenbusDevice, err)
+	}
+	return NewClient(f, cfg), nil
+}

@@ -1,0 +1,43 @@
+// Package xenstore is a client for xenstored, the Xen configuration
+// database, speaking the xs_wire.h protocol.
+//
+// # Transports
+//
+// Dial connects the way libxenstore's xs_open does: the unix socket
+// $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else
+// /var/run/xenstored/socket, and if that fails the kernel device
+// /dev/xen/xenbus. DialSocket and DialXenbus force one transport, and
+// NewClient runs the protocol over any io.ReadWriteCloser, such as an
+// in-memory connection to the embedded server in package xenstoretest.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use. Requests are pipelined: each carries
+// its own req_id, and one reader goroutine routes replies by req_id and
+// watch events to their Watch, so many goroutines share one connection
+// without waiting for each other's round trips. Every operation takes a
+// context; cancelling it stops the wait but not the request, which has
+// already been sent. Close unblocks every pending call.
+//
+// The client enforces the daemons' limits before sending: request payloads
+// of at most 4096 bytes including NULs (cxenstored drops the connection
+// past that), node paths of [A-Za-z0-9_@/-] without "//" or a trailing "/",
+// and never an empty payload (oxenstored stalls on one). Replies larger
+// than 4096 bytes are accepted, because oxenstored sends them for big
+// directories; cxenstored answers E2BIG instead and List falls back to
+// DIRECTORY_PART.
+//
+// # Errors
+//
+// Failed operations return *OpError naming the operation and path. The
+// daemon's XS_ERROR names become syscall.Errno values, so
+// errors.Is(err, fs.ErrNotExist) and errors.Is(err, syscall.EAGAIN) work.
+// After Close, errors wrap net.ErrClosed.
+//
+// # Testing without Xen
+//
+// Package xenstoretest is an embedded xenstored speaking the same frames,
+// over in-memory connections (as any domain) or a unix socket. Its
+// behaviour is checked against Debian's cxenstored and oxenstored by the
+// same conformance suite.
+package xenstore
