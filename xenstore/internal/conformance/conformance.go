@@ -1,0 +1,684 @@
+// Package conformance is the xenstore conformance suite: one set of
+// checks run against the embedded server (xenstoretest), Debian's
+// cxenstored and oxenstored, so the embedded server cannot drift from
+// the real daemons. Where the daemons differ, each check states the
+// documented behaviour of each Kind.
+//
+// It imports testing and is internal: the tests of xenstore and
+// xenstoretest drive it.
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/xenstore"
+	"github.com/xenckpt/xenckpt/xenstore/internal/wire"
+)
+
+// Kind names the daemon under test.
+type Kind int
+
+// The daemons.
+const (
+	Embedded Kind = iota
+	CXenstored
+	OXenstored
+)
+
+func (k Kind) String() string {
+	return [...]string{"embedded", "cxenstored", "oxenstored"}[k]
+}
+
+// Target is a daemon to test. Dial returns a fresh privileged (dom0)
+// connection; each call must be independent.
+type Target struct {
+	Kind Kind
+	Dial func(t testing.TB) net.Conn
+}
+
+func (tg Target) client(t testing.TB) *xenstore.Client {
+	c := xenstore.NewClient(tg.Dial(t), nil)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// raw is a frame-level connection for checks the Client would refuse.
+type raw struct {
+	t   testing.TB
+	c   net.Conn
+	req uint32
+}
+
+func (tg Target) raw(t testing.TB) *raw {
+	c := tg.Dial(t)
+	t.Cleanup(func() { c.Close() })
+	return &raw{t: t, c: c}
+}
+
+// roundTrip sends one frame and returns the next non-event reply.
+func (r *raw) roundTrip(typ wire.Type, tx uint32, payload []byte) *wire.Msg {
+	r.t.Helper()
+	r.req++
+	require.NoError(r.t, r.c.SetDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(r.t, wire.WriteMsg(r.c, &wire.Msg{Type: typ, ReqID: r.req, TxID: tx, Payload: payload}))
+	for {
+		m, err := wire.ReadMsg(r.c, 1<<20)
+		require.NoError(r.t, err, "reading reply to %s", typ)
+		if m.Type != wire.WatchEvent {
+			assert.Equal(r.t, r.req, m.ReqID, "req_id echoed")
+			return m
+		}
+	}
+}
+
+// errName returns the XS_ERROR name of m, or "" for success.
+func errName(m *wire.Msg) string {
+	if m.Type != wire.Error {
+		return ""
+	}
+	s, _ := wire.CString(m.Payload)
+	return s
+}
+
+var seq struct {
+	sync.Mutex
+	n int
+}
+
+// base returns a fresh absolute directory for one check, removed after.
+func base(t *testing.T, c *xenstore.Client) string {
+	seq.Lock()
+	seq.n++
+	n := seq.n
+	seq.Unlock()
+	name := strings.NewReplacer("/", "-", " ", "_", ".", "_").Replace(t.Name())
+	p := "/conformance/" + name + "-" + strconv.Itoa(n) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
+	t.Cleanup(func() { _ = c.Remove(context.Background(), p) })
+	return p
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func nextEvent(t *testing.T, w *xenstore.Watch) xenstore.Event {
+	t.Helper()
+	select {
+	case e, ok := <-w.Events():
+		require.True(t, ok, "watch channel closed: %v", w.Err())
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no watch event on %s", w.Path())
+	}
+	return xenstore.Event{}
+}
+
+// Run runs every check against tg.
+func Run(t *testing.T, tg Target) {
+	checks := []struct {
+		name string
+		fn   func(*testing.T, Target)
+	}{
+		{"ReadWrite", testReadWrite},
+		{"ImplicitParents", testImplicitParents},
+		{"ChildrenOrder", testChildrenOrder},
+		{"MkdirRemove", testMkdirRemove},
+		{"RemoveRoot", testRemoveRoot},
+		{"InvalidPaths", testInvalidPaths},
+		{"Perms", testPerms},
+		{"Watch", testWatch},
+		{"WatchRelative", testWatchRelative},
+		{"WatchErrors", testWatchErrors},
+		{"ResetWatches", testResetWatches},
+		{"Transaction", testTransaction},
+		{"TransactionConflict", testTransactionConflict},
+		{"TransactionErrors", testTransactionErrors},
+		{"BigDirectory", testBigDirectory},
+		{"DirectoryPart", testDirectoryPart},
+		{"Domains", testDomains},
+		{"UnknownOp", testUnknownOp},
+		{"OversizedRequest", testOversizedRequest},
+		{"ValueSize", testValueSize},
+		{"InitialTree", testInitialTree},
+		{"Pipelining", testPipelining},
+		{"Control", testControl},
+	}
+	for _, ch := range checks {
+		t.Run(ch.name, func(t *testing.T) { ch.fn(t, tg) })
+	}
+}
+
+func testReadWrite(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	val := []byte("a\x00b\xffc")
+	require.NoError(t, c.Write(ctx, b+"/k", val))
+	got, err := c.Read(ctx, b+"/k")
+	require.NoError(t, err)
+	assert.Equal(t, val, got, "READ returns exactly the bytes written")
+
+	require.NoError(t, c.Write(ctx, b+"/empty", nil))
+	got, err = c.Read(ctx, b+"/empty")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+
+	_, err = c.Read(ctx, b+"/missing")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.ErrorIs(t, err, syscall.ENOENT)
+	var oe *xenstore.OpError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, xenstore.OpRead, oe.Op)
+	assert.Equal(t, b+"/missing", oe.Path)
+}
+
+func testImplicitParents(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/a/b/c", []byte("v")))
+	v, err := c.Read(ctx, b+"/a/b")
+	require.NoError(t, err)
+	assert.Empty(t, v, "implicit parent has an empty value")
+	names, err := c.List(ctx, b+"/a")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b"}, names)
+	names, err = c.List(ctx, b+"/a/b/c")
+	require.NoError(t, err)
+	assert.Empty(t, names, "leaf has no children")
+}
+
+func testChildrenOrder(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	for _, n := range []string{"zeta", "alpha", "mid"} {
+		require.NoError(t, c.Write(ctx, b+"/"+n, nil))
+	}
+	names, err := c.List(ctx, b)
+	require.NoError(t, err)
+	if tg.Kind == OXenstored {
+		assert.Equal(t, []string{"alpha", "mid", "zeta"}, names, "oxenstored lists children sorted")
+	} else {
+		assert.Equal(t, []string{"zeta", "alpha", "mid"}, names, "cxenstored lists children in insertion order")
+	}
+}
+
+func testMkdirRemove(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Mkdir(ctx, b+"/d"))
+	require.NoError(t, c.Write(ctx, b+"/d/x", []byte("1")))
+	require.NoError(t, c.Mkdir(ctx, b+"/d"), "MKDIR of an existing node is OK")
+	v, err := c.Read(ctx, b+"/d/x")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("1"), v, "MKDIR leaves an existing subtree alone")
+
+	require.NoError(t, c.Remove(ctx, b+"/d/missing"), "RM of a missing leaf under an existing parent is OK")
+	err = c.Remove(ctx, b+"/nope/missing")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "RM under a missing parent")
+
+	require.NoError(t, c.Remove(ctx, b+"/d"))
+	_, err = c.Read(ctx, b+"/d/x")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "RM removes the subtree")
+}
+
+func testRemoveRoot(t *testing.T, tg Target) {
+	if tg.Kind == OXenstored {
+		t.Skip("oxenstored answers RM / with OK and wipes the whole tree; not sent")
+	}
+	r := tg.raw(t)
+	m := r.roundTrip(wire.Rm, 0, wire.Strings("/"))
+	assert.Equal(t, "EINVAL", errName(m))
+}
+
+func testInvalidPaths(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	r := tg.raw(t)
+	long := "/" + strings.Repeat("a", wire.AbsPathMax)
+	for _, p := range []string{"/a.b", "/a/", "/a//b", long, "/sp ace"} {
+		_, err := c.Read(ctx, p)
+		assert.ErrorIs(t, err, syscall.EINVAL, "client rejects %.20q", p)
+		m := r.roundTrip(wire.Read, 0, wire.Strings(p))
+		assert.Equal(t, "EINVAL", errName(m), "daemon rejects %.20q", p)
+	}
+	m := r.roundTrip(wire.Read, 0, []byte("/tool"))
+	assert.Equal(t, "EINVAL", errName(m), "payload without NUL")
+}
+
+func testPerms(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/p", nil))
+	perms, err := c.GetPerms(ctx, b+"/p")
+	require.NoError(t, err)
+	require.NotEmpty(t, perms)
+	assert.Equal(t, uint32(0), perms[0].Dom, "dom0 owns what it creates")
+
+	want := []xenstore.Perm{{Dom: 5, Access: xenstore.AccessBoth}, {Dom: 7, Access: xenstore.AccessRead}, {Dom: 9, Access: xenstore.AccessWrite}}
+	require.NoError(t, c.SetPerms(ctx, b+"/p", want))
+	perms, err = c.GetPerms(ctx, b+"/p")
+	require.NoError(t, err)
+	assert.Equal(t, want, perms)
+
+	require.NoError(t, c.Write(ctx, b+"/p/child", nil))
+	perms, err = c.GetPerms(ctx, b+"/p/child")
+	require.NoError(t, err)
+	assert.Equal(t, want, perms, "a new node inherits its parent's permissions")
+
+	r := tg.raw(t)
+	m := r.roundTrip(wire.SetPerms, 0, wire.Strings(b+"/p", "x5"))
+	assert.Equal(t, "EINVAL", errName(m), "bad access letter")
+	_, err = c.GetPerms(ctx, b+"/missing")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+func testWatch(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	other := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/w", nil))
+	w, err := c.Watch(ctx, b+"/w")
+	require.NoError(t, err)
+	defer w.Close()
+	e := nextEvent(t, w)
+	assert.Equal(t, xenstore.Event{Path: b + "/w", Token: w.Token()}, e, "initial event")
+
+	require.NoError(t, other.Write(ctx, b+"/w/x", []byte("1")))
+	require.NoError(t, other.Write(ctx, b+"/other", []byte("1")))
+	require.NoError(t, other.Remove(ctx, b+"/w/x"))
+	require.NoError(t, other.SetPerms(ctx, b+"/w", []xenstore.Perm{{Dom: 0, Access: xenstore.AccessRead}}))
+	var got []string
+	for range 3 {
+		got = append(got, nextEvent(t, w).Path)
+	}
+	assert.Equal(t, []string{b + "/w/x", b + "/w/x", b + "/w"}, got)
+
+	// A watch below a removed node fires with its own path.
+	require.NoError(t, c.Write(ctx, b+"/deep/a/b", nil))
+	wd, err := c.Watch(ctx, b+"/deep/a/b")
+	require.NoError(t, err)
+	defer wd.Close()
+	nextEvent(t, wd)
+	require.NoError(t, other.Remove(ctx, b+"/deep"))
+	assert.Equal(t, b+"/deep/a/b", nextEvent(t, wd).Path)
+
+	require.NoError(t, w.Close())
+	_, open := <-w.Events()
+	assert.False(t, open, "Close closes the channel")
+}
+
+func testWatchRelative(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	rel := "conformance-rel-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	t.Cleanup(func() { _ = c.Remove(context.Background(), rel) })
+	require.NoError(t, c.Write(ctx, rel+"/x", []byte("1")))
+	v, err := c.Read(ctx, "/local/domain/0/"+rel+"/x")
+	require.NoError(t, err, "relative paths resolve under /local/domain/0 for dom0")
+	assert.Equal(t, []byte("1"), v)
+	w, err := c.Watch(ctx, rel)
+	require.NoError(t, err)
+	defer w.Close()
+	assert.Equal(t, rel, nextEvent(t, w).Path)
+	require.NoError(t, c.Write(ctx, "/local/domain/0/"+rel+"/y", nil))
+	assert.Equal(t, rel+"/y", nextEvent(t, w).Path, "events of a relative watch are relative")
+}
+
+func testWatchErrors(t *testing.T, tg Target) {
+	r := tg.raw(t)
+	m := r.roundTrip(wire.Watch, 0, wire.Strings("/tool", "tok"))
+	require.Equal(t, "", errName(m))
+	m = r.roundTrip(wire.Watch, 0, wire.Strings("/tool", "tok"))
+	assert.Equal(t, "EEXIST", errName(m), "same path and token twice")
+	m = r.roundTrip(wire.Unwatch, 0, wire.Strings("/tool", "other"))
+	assert.Equal(t, "ENOENT", errName(m), "UNWATCH of an unknown watch")
+	m = r.roundTrip(wire.Unwatch, 0, wire.Strings("/tool", "tok"))
+	assert.Equal(t, "", errName(m))
+}
+
+func testResetWatches(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b, nil))
+	w1, err := c.Watch(ctx, b)
+	require.NoError(t, err)
+	nextEvent(t, w1)
+	require.NoError(t, c.ResetWatches(ctx))
+	w2, err := c.Watch(ctx, b)
+	require.NoError(t, err)
+	defer w2.Close()
+	nextEvent(t, w2)
+	require.NoError(t, c.Write(ctx, b+"/x", nil))
+	assert.Equal(t, b+"/x", nextEvent(t, w2).Path)
+	// Events on one connection arrive in order, so w1 would have its
+	// event by now.
+	select {
+	case e := <-w1.Events():
+		t.Errorf("event %v after RESET_WATCHES", e)
+	default:
+	}
+	assert.ErrorIs(t, w1.Close(), fs.ErrNotExist, "the daemon forgot the watch")
+}
+
+func testTransaction(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	other := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/t", []byte("old")))
+	err := c.Transaction(ctx, func(tx *xenstore.Tx) error {
+		assert.NotZero(t, tx.ID())
+		require.NoError(t, tx.Write(ctx, b+"/t", []byte("new")))
+		require.NoError(t, tx.Write(ctx, b+"/t2/x", []byte("x")))
+		v, err := tx.Read(ctx, b+"/t")
+		require.NoError(t, err)
+		assert.Equal(t, []byte("new"), v, "a transaction sees its own writes")
+		v, err = other.Read(ctx, b+"/t")
+		require.NoError(t, err)
+		assert.Equal(t, []byte("old"), v, "others do not see uncommitted writes")
+		names, err := tx.List(ctx, b)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{"t", "t2"}, names)
+		return nil
+	})
+	require.NoError(t, err)
+	v, err := other.Read(ctx, b+"/t2/x")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("x"), v)
+
+	sentinel := errors.New("abort")
+	err = c.Transaction(ctx, func(tx *xenstore.Tx) error {
+		require.NoError(t, tx.Write(ctx, b+"/t", []byte("aborted")))
+		return sentinel
+	})
+	assert.ErrorIs(t, err, sentinel)
+	v, err = c.Read(ctx, b+"/t")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("new"), v, "an aborted transaction changes nothing")
+}
+
+func testTransactionConflict(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	other := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/x", []byte("0")))
+	attempts := 0
+	err := c.Transaction(ctx, func(tx *xenstore.Tx) error {
+		attempts++
+		v, err := tx.Read(ctx, b+"/x")
+		if err != nil {
+			return err
+		}
+		if attempts == 1 {
+			require.NoError(t, other.Write(ctx, b+"/x", []byte("other")))
+		}
+		return tx.Write(ctx, b+"/x", append(v, '+'))
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 2, attempts, "the conflict is detected at commit and retried")
+	v, err := c.Read(ctx, b+"/x")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("other+"), v)
+
+	limited := xenstore.NewClient(tg.Dial(t), &xenstore.Config{MaxTransactionAttempts: 2})
+	defer limited.Close()
+	err = limited.Transaction(ctx, func(tx *xenstore.Tx) error {
+		if _, err := tx.Read(ctx, b+"/x"); err != nil {
+			return err
+		}
+		require.NoError(t, other.Write(ctx, b+"/x", []byte("again")))
+		return tx.Write(ctx, b+"/x", []byte("lost"))
+	})
+	assert.ErrorIs(t, err, xenstore.ErrTooManyRetries)
+	assert.ErrorIs(t, err, syscall.EAGAIN)
+}
+
+func testTransactionErrors(t *testing.T, tg Target) {
+	r := tg.raw(t)
+	m := r.roundTrip(wire.TransactionEnd, 0, wire.Strings("T"))
+	assert.Equal(t, "EINVAL", errName(m), "TRANSACTION_END without tx_id")
+
+	m = r.roundTrip(wire.TransactionStart, 0, wire.Strings(""))
+	require.Equal(t, "", errName(m))
+	s, _ := wire.CString(m.Payload)
+	id, err := strconv.ParseUint(s, 10, 32)
+	require.NoError(t, err)
+
+	m = r.roundTrip(wire.TransactionStart, uint32(id), wire.Strings(""))
+	assert.Equal(t, "EBUSY", errName(m), "TRANSACTION_START inside a transaction")
+	m = r.roundTrip(wire.TransactionEnd, uint32(id), wire.Strings("X"))
+	assert.Equal(t, "EINVAL", errName(m), "commit argument other than T or F")
+	m = r.roundTrip(wire.TransactionEnd, uint32(id), wire.Strings("F"))
+	assert.Equal(t, "", errName(m))
+	m = r.roundTrip(wire.Read, uint32(id), wire.Strings("/tool"))
+	if tg.Kind == OXenstored {
+		assert.Equal(t, "EIO", errName(m), "oxenstored: ended transaction id")
+	} else {
+		assert.Equal(t, "ENOENT", errName(m), "cxenstored: ended transaction id")
+	}
+}
+
+func testBigDirectory(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	const n = 600 // names of 11 bytes: 7200 bytes of listing
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("child-%05d", i)
+	}
+	// Pipelined writes, so setup is quick on every daemon.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, name := range want {
+		wg.Go(func() {
+			_ = i
+			errs <- c.Write(ctx, b+"/"+name, nil)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := c.List(ctx, b)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, want, got, "a listing over 4096 bytes is complete")
+
+	r := tg.raw(t)
+	m := r.roundTrip(wire.Directory, 0, wire.Strings(b))
+	if tg.Kind == OXenstored {
+		assert.Equal(t, "", errName(m), "oxenstored sends an oversized reply")
+		assert.Greater(t, len(m.Payload), wire.PayloadMax)
+	} else {
+		assert.Equal(t, "E2BIG", errName(m), "cxenstored refuses DIRECTORY over 4096 bytes")
+	}
+}
+
+func testDirectoryPart(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/a", nil))
+	require.NoError(t, c.Write(ctx, b+"/bb", nil))
+	r := tg.raw(t)
+	m := r.roundTrip(wire.DirectoryPart, 0, wire.Strings(b, "0"))
+	if tg.Kind == OXenstored {
+		assert.Equal(t, "ENOSYS", errName(m), "oxenstored has no DIRECTORY_PART")
+		return
+	}
+	require.Equal(t, "", errName(m))
+	gen, ok := wire.CString(m.Payload)
+	require.True(t, ok)
+	assert.Equal(t, "a\x00bb\x00\x00", string(m.Payload[len(gen)+1:]), "children then an extra NUL at the end")
+	m = r.roundTrip(wire.DirectoryPart, 0, wire.Strings(b, "2"))
+	require.Equal(t, "", errName(m))
+	gen2, _ := wire.CString(m.Payload)
+	assert.Equal(t, gen, gen2, "unchanged directory keeps its generation")
+	assert.Equal(t, "bb\x00\x00", string(m.Payload[len(gen2)+1:]), "offset counts bytes")
+}
+
+func testDomains(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	p, err := c.GetDomainPath(ctx, 5)
+	require.NoError(t, err)
+	assert.Equal(t, "/local/domain/5", p)
+	in, err := c.IsDomainIntroduced(ctx, 0)
+	require.NoError(t, err)
+	assert.True(t, in, "dom0 is introduced")
+
+	const dom = 17
+	in, err = c.IsDomainIntroduced(ctx, dom)
+	require.NoError(t, err)
+	require.False(t, in)
+
+	wi, err := c.Watch(ctx, "@introduceDomain")
+	require.NoError(t, err)
+	defer wi.Close()
+	assert.Equal(t, "@introduceDomain", nextEvent(t, wi).Path, "initial event")
+	wr, err := c.Watch(ctx, "@releaseDomain")
+	require.NoError(t, err)
+	defer wr.Close()
+	assert.Equal(t, "@releaseDomain", nextEvent(t, wr).Path, "initial event")
+
+	require.NoError(t, c.Introduce(ctx, dom, 0x1234, 3))
+	assert.Equal(t, "@introduceDomain", nextEvent(t, wi).Path)
+	in, err = c.IsDomainIntroduced(ctx, dom)
+	require.NoError(t, err)
+	assert.True(t, in)
+	require.NoError(t, c.Resume(ctx, dom))
+	require.NoError(t, c.Release(ctx, dom))
+	assert.Equal(t, "@releaseDomain", nextEvent(t, wr).Path)
+	in, err = c.IsDomainIntroduced(ctx, dom)
+	require.NoError(t, err)
+	assert.False(t, in)
+
+	err = c.Release(ctx, dom)
+	if tg.Kind == OXenstored {
+		assert.ErrorIs(t, err, syscall.EINVAL, "oxenstored: RELEASE of an unknown domain")
+	} else {
+		assert.ErrorIs(t, err, syscall.ENOENT, "cxenstored: RELEASE of an unknown domain")
+	}
+}
+
+func testUnknownOp(t *testing.T, tg Target) {
+	r := tg.raw(t)
+	for _, typ := range []wire.Type{20, 99, wire.WatchEvent} {
+		m := r.roundTrip(typ, 0, wire.Strings("/"))
+		assert.Equal(t, "ENOSYS", errName(m), "type %s", typ)
+	}
+}
+
+func testOversizedRequest(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	err := c.Write(ctx, "/x", make([]byte, wire.PayloadMax-2))
+	assert.ErrorIs(t, err, syscall.E2BIG, "the client refuses 4097 bytes before sending")
+	_, err = c.Read(ctx, "/tool")
+	require.NoError(t, err, "and the connection is still fine")
+
+	r := tg.raw(t)
+	payload := append(wire.Strings("/tool/big"), make([]byte, wire.PayloadMax+1-len("/tool/big")-1)...)
+	require.Len(t, payload, wire.PayloadMax+1)
+	require.NoError(t, r.c.SetDeadline(time.Now().Add(10*time.Second)))
+	err = wire.WriteMsg(r.c, &wire.Msg{Type: wire.Write, ReqID: 1, Payload: payload})
+	if tg.Kind != OXenstored && err != nil {
+		return // closed while the frame was still being sent: as good as a reset
+	}
+	require.NoError(t, err)
+	m, err := wire.ReadMsg(r.c, 1<<20)
+	if tg.Kind == OXenstored {
+		require.NoError(t, err)
+		assert.Equal(t, "E2BIG", errName(m), "oxenstored answers E2BIG")
+		return
+	}
+	assert.Error(t, err, "cxenstored closes the connection")
+	assert.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrClosedPipe), "got %v", err)
+}
+
+func testValueSize(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	err := c.Write(ctx, b+"/v", make([]byte, 4000))
+	if tg.Kind == OXenstored {
+		assert.ErrorIs(t, err, syscall.E2BIG, "oxenstored: quota-maxsize 2048 applies to dom0")
+		return
+	}
+	require.NoError(t, err, "cxenstored: dom0 may write 4000 bytes")
+	v, err := c.Read(ctx, b+"/v")
+	require.NoError(t, err)
+	assert.Len(t, v, 4000)
+}
+
+func testInitialTree(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	names, err := c.List(ctx, "/tool")
+	require.NoError(t, err)
+	assert.Contains(t, names, "xenstored")
+	names, err = c.List(ctx, "/")
+	require.NoError(t, err)
+	assert.Contains(t, names, "tool")
+}
+
+func testPipelining(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				p := fmt.Sprintf("%s/g%d/k%d", b, g, i)
+				val := []byte(p)
+				if err := c.Write(ctx, p, val); err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := c.Read(ctx, p)
+				if err != nil || string(got) != string(val) {
+					t.Errorf("read %s = %q, %v", p, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	names, err := c.List(ctx, b)
+	require.NoError(t, err)
+	slices.Sort(names)
+	assert.Equal(t, []string{"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"}, names)
+}
+
+func testControl(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	_, err := c.Control(ctx, "check")
+	assert.NoError(t, err, "XS_CONTROL check")
+}

@@ -1,0 +1,30 @@
+// Package xenstoretest is an embedded xenstored speaking the real
+// xs_wire.h protocol, for the simulator and for users' own tests of code
+// that talks to xenstore. It imports no testing package.
+//
+// # Transports
+//
+// Serve answers on any net.Listener (usually a unix socket, so the C tools
+// reach it with XENSTORED_PATH); those clients are privileged dom0, as on
+// cxenstored's socket. Connect and Client make in-memory connections as any
+// introduced domain, which is how permissions and quotas are exercised.
+//
+// # Semantics
+//
+// The server follows cxenstored 4.17: children listed in insertion order,
+// DIRECTORY answering E2BIG past 4096 bytes (DIRECTORY_PART is
+// implemented), RM of "/" refused with EINVAL, oversized request frames
+// closing the connection, transactions on a private copy of the tree with
+// conflicts detected at commit (EAGAIN), watch events for the node and
+// its subtree (and for watches below a removed node), relative watch
+// paths, and @introduceDomain/@releaseDomain on XS_INTRODUCE, XS_RELEASE
+// and DomainChanged. Unknown requests fail with ENOSYS.
+//
+// # Testing without Xen
+//
+//	srv := xenstoretest.NewServer(nil)
+//	defer srv.Close()
+//	c, _ := srv.Client(0)
+//	defer c.Close()
+//	_ = c.Write(ctx, "/local/domain/1/name", []byte("guest"))
+package xenstoretest
