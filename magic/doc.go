@@ -1,0 +1,94 @@
+// Package magic discovers whether, and how, a Xen guest can cancel a
+// suspend: it decodes the PV start_info page, parses and formats the
+// start_info.magic[] capability advertisement of the seed protocol, reads
+// the Xen ELF notes of guest kernels (upstream's advertisement) and merges
+// all evidence into one cancel convention with Negotiate.
+//
+// The package is pure and deterministic: it reads nothing from the
+// environment. Kernel images come in as an io.ReaderAt or []byte.
+//
+// # start_info
+//
+// DecodeStartInfo and StartInfo.Encode convert struct start_info of a PV
+// guest (xen/include/public/xen.h) for both guest widths: 8 bytes (x86_64,
+// StartInfoSize64 = 1168 bytes) and 4 bytes (32-bit PV, StartInfoSize32 =
+// 1112 bytes). The layouts, SIF_* flags and XEN_ELFNOTE_* numbers in
+// zabi.go are generated from the installed Xen headers by compiling a C
+// probe (go generate; see internal/mkabi); a test regenerates and compares.
+//
+// # The magic[] grammar (seed protocol capability advertisement)
+//
+// Keir Fraser's 2006 proposal: a guest that can handle a cancelled suspend
+// says so by writing an informative string into its start_info.magic[].
+// This is the exact format a guest author implements. In ABNF (RFC 5234;
+// strings are case-sensitive here):
+//
+//	magic-field  = magic-string NUL *OCTET   ; exactly 32 octets in all
+//	magic-string = guest-type *( SP token )  ; at most 31 octets
+//	guest-type   = "xen-" number "." number "-" platform
+//	number       = "0" / ( %x31-39 *2DIGIT ) ; 0..999, no leading zero
+//	platform     = "x86_64" / "x86_32p" / "x86_32" / "aarch64" / "armv7l"
+//	token        = name [ "=" value ]
+//	name         = LCALPHA *( LCALPHA / DIGIT / "-" )
+//	value        = 1*( LCALPHA / DIGIT / "-" / "." / "_" )
+//	LCALPHA      = %x61-7A                   ; a-z
+//	SP           = %x20                      ; exactly one between parts
+//
+// Rules:
+//
+//   - The guest keeps the guest type the domain builder wrote
+//     ("xen-3.0-x86_64") and appends its tokens after it, each preceded by
+//     one space, then a NUL. Writers fill the rest of the 32 bytes with NUL;
+//     readers ignore everything after the first NUL. No leading, trailing
+//     or doubled spaces.
+//   - Defined tokens: "sc" (TokenSuspendCancel, no value): the guest
+//     implements the seed suspend-cancel convention: when the toolstack
+//     cancels a suspend it sets the suspend hypercall's return value
+//     (vCPU0 eax/rax) to 0 and resumes the same domain; a positive value
+//     means the guest was restored into a new domain; negative is an
+//     error. "sc=<anything>" is malformed.
+//   - Any other token is an extension. Readers preserve it
+//     (Magic.Extensions) and otherwise ignore it; a name may appear once.
+//     New tokens must be short: after "xen-3.0-x86_32p" only 16 bytes
+//     remain, NUL included.
+//   - Parse rejects anything else with a *ParseError.
+//
+// Why a space. Tools that predate the tokens find the guest type in one of
+// three ways, and a space keeps all three working: a prefix compare
+// (strncmp(magic, "xen-3.0-x86_64", 14)) still matches; sscanf("%s") or a
+// split on whitespace yields exactly the guest type; and Xen's own list of
+// guest types, XENVER_capabilities ("xen-3.0-x86_64 xen-3.0-x86_32p
+// hvm-3.0-x86_64"), is already space-separated, so code that tokenises
+// capability lists (libxenguest's xc_dom_compat_check does strtok(" "))
+// sees the first word unchanged. A "+" or "," separator would glue the
+// token onto the platform for the last two. Only a full strcmp of the
+// whole field breaks, and no separator can avoid that.
+//
+// Upstream Xen never adopted this: it advertises the capability with the
+// XEN_ELFNOTE_SUSPEND_CANCEL ELF note, and cancels by writing 1 (see
+// Negotiate). The two conventions differ in the cancel value, so the token
+// and the note must never be confused.
+//
+// # Xen ELF notes
+//
+// ReadNotes and ReadNotesFrom read the "Xen" ELF notes of a guest kernel:
+// a plain ELF (vmlinux), a gzip-compressed ELF, or a Linux x86 bzImage
+// whose payload (located through the setup header's payload_offset and
+// payload_length) is gzip, bzip2, xz (with the x86 BCJ filter, as Linux
+// builds it), lzma, lz4 (legacy frames) or zstd. Decompressed output is
+// capped (ReadOptions.MaxSize, default 256 MiB). Notes.SuspendCancel is
+// XEN_ELFNOTE_SUSPEND_CANCEL; Debian's and upstream Linux kernels set it to 1.
+//
+// # Negotiation
+//
+// Negotiate merges the magic[] token, the ELF note, the guest's xenstore
+// feature keys and the caller's override into one Decision. See Negotiate
+// for the precedence rules.
+//
+// # Errors
+//
+// Every error wraps one of the Err* sentinels, usable with errors.Is. Parse
+// and Format return *ParseError (with the byte offset), the image reader
+// *ImageError (with the step), Negotiate *ConflictError for ErrConflict.
+// Hostile input never panics; the fuzz targets check that.
+package magic
