@@ -1,0 +1,103 @@
+// Package xensim is a simulated Xen host for tests, examples and demos: a
+// hypervisor that implements domctl.Backend at the byte level, an embedded
+// xenstored, and simulated guest kernels that answer suspend requests the
+// way real guests do.
+//
+// # Hypervisor
+//
+// Host.Backend decodes the same marshalled hypercall arguments the Linux
+// privcmd backend hands to Xen (struct xen_domctl and friends, from
+// internal/abi, in buffers obtained from AllocBuffer), acts on a domain
+// model, and writes results back in place, as Xen does. Supported:
+//
+//   - domctl: createdomain, destroydomain, pause/unpause, resumedomain,
+//     getdomaininfo, shadow_op (log-dirty ENABLE_LOGDIRTY/ENABLE, CLEAN,
+//     PEEK with XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, OFF), max_mem,
+//     get/setvcpucontext (x86_64 and x86_32 layouts), get/sethvmcontext,
+//     get/set_address_size, get/settscinfo, subscribe, getpageframeinfo3;
+//   - memory_op: populate_physmap, maximum_gpfn;
+//   - xen_version: version, capabilities; event_channel_op: alloc_unbound;
+//   - hvm_op: get/set_param; sched_op: remote_shutdown.
+//
+// Anything else fails with ENOSYS. A domctl whose interface_version is not
+// the simulated release's (Config.Version: 0x15 for 4.17, 0x16 for 4.18,
+// 0x17 for 4.19) fails with EACCES before anything else. getdomaininfo of a
+// missing domain returns the next existing domain on 4.17 and ESRCH later.
+// Pausing or resuming dom0 is EINVAL; unknown domains are ESRCH; unpausing
+// a domain the toolstack has not paused is EINVAL.
+//
+// The shutdown state machine follows xen/common/domain.c: a guest's
+// SCHEDOP_shutdown(SHUTDOWN_suspend) pauses every vCPU for shutdown, leaves
+// rax = 0 (and, for PV, rdx = the start_info frame) in vCPU0's saved frame,
+// marks the domain shut down, then notifies the suspend event channel
+// subscribed with XEN_DOMCTL_subscribe if any, else raises VIRQ_DOM_EXC
+// (the embedded xenstored then fires @releaseDomain, and event-channel
+// devices bound to the VIRQ see it). resumedomain clears the shutdown and
+// unpauses the vCPUs. A destroyed domain is dying until the last foreign
+// mapping of its memory is unmapped, then gone.
+//
+// # Memory
+//
+// Each domain's physical memory is one memfd the size of the physmap
+// (Config.PhysmapFrames, sparse). MapForeign maps each run of consecutive
+// populated frames of that memfd into a PROT_NONE reservation with
+// MAP_SHARED|MAP_FIXED|MAP_POPULATE, so a mapping aliases guest memory
+// without copying, writes through it land in the guest, and UnmapForeign is
+// a real munmap. Unpopulated frames get -EINVAL in the error array and stay
+// inaccessible. Writable mappings mark their frames dirty when made and
+// when unmapped (and a CLEAN with LOGDIRTY_FINAL adds frames still mapped
+// writable). Guest kernels write through the simulator, which marks log-
+// dirty pages. getpageframeinfo3 reports NOTAB for populated frames and
+// XTAB for holes. The p2m is the identity: MFN == PFN.
+//
+// HVM domains (PVH guests) have an HVM context that is a real hvm_save
+// stream: a HEADER record (struct hvm_save_header, HVM_FILE_MAGIC), one CPU
+// record (struct hvm_hw_cpu, instance = vCPU id) per vCPU, then END. The
+// guest's suspend return value is the rax field of vCPU0's CPU record;
+// sethvmcontext accepts any well-formed stream starting with HEADER and
+// ending with END. get/setvcpucontext on an HVM domain keep rax in step
+// with that record.
+//
+// # Guests and the boot ROM convention
+//
+// Host.CreateGuest builds a domain like a toolstack and starts a simulated
+// kernel: a goroutine acting as the domain's vCPUs, with its own xenstore
+// connection as its domain. It watches control/shutdown, acknowledges
+// "suspend" by writing "" in a transaction (Linux style), advertises
+// control/feature-suspend=1, optionally allocates a suspend event channel
+// (device/suspend/event-channel), and suspends with SCHEDOP_shutdown. It
+// interprets the value the hypercall returns by its Convention.
+//
+// All of a kernel's state lives in guest memory, so a domain restored from
+// an image (by any toolstack, through the Backend) runs the same guest.
+// Frame 0 holds the kernel header: the magic "XSIMKRN1", kernel id, Kind,
+// Convention, Behaviour, flags, dirty rate, a counter incremented every
+// tick, reconnect and suspend counts, the last suspend return value and a
+// "suspending" state word. Frame 1 holds start_info (magic[] is
+// "xen-3.0-x86_64" or "xen-3.0-x86_32p", with the seed "sc" token for
+// seed guests; PVH guests get a start_info-format page too). Frames 2 and 3
+// are the store and console frames; frames 4 and up are data pages the
+// kernel dirties at its configured rate.
+//
+// The boot ROM: whenever a domain becomes runnable (unpause, resumedomain)
+// and no kernel runs in it, the simulator looks at frame 0; if it holds a
+// kernel header, it starts a kernel there. A header in the "suspending"
+// state means the kernel is returning from its suspend hypercall in a new
+// domain: it reads the return value from vCPU0's rax (eax for 32-bit PV;
+// the HVM CPU record for PVH), and acts on it by its convention. A
+// restored guest that is told "cancelled" ends up GuestBroken (its old
+// xenstore connection does not exist here). Restore targets need their
+// xenstore nodes and an XS_INTRODUCE before the kernel can reconnect:
+// Host.PrepareDomain does what libxl does.
+//
+// # Concurrency
+//
+// A Host and everything it returns are safe for concurrent use. Pausing a
+// domain waits until its kernel has finished its current step, so after
+// pausedomain returns guest memory does not change.
+//
+// # Errors
+//
+// Hypercalls fail with syscall.Errno values, as the privcmd backend
+// reports Xen's -errno. Host methods wrap them with context.
+package xensim

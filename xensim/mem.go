@@ -1,0 +1,198 @@
+package xensim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the size of a guest frame (x86: 4 KiB).
+const PageSize = 4096
+
+const pageShift = 12
+
+// mmapFixed maps length bytes of fd at offset over the existing mapping at
+// addr (MAP_FIXED). x/sys/unix has no exported mmap taking an address.
+func mmapFixed(addr uintptr, length uintptr, prot, flags, fd int, offset int64) error {
+	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, length, uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), uintptr(offset))
+	if e != 0 {
+		return e
+	}
+	if r != addr {
+		return fmt.Errorf("mmap at %#x landed at %#x", addr, r)
+	}
+	return nil
+}
+
+func mmapAnon(length int, prot int) ([]byte, error) {
+	return unix.Mmap(-1, 0, length, prot, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+}
+
+func addrOf(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+}
+
+func roundPages(n int) int { return (n + PageSize - 1) &^ (PageSize - 1) }
+
+// region is one block of memory handed out by AllocBuffer.
+type region struct {
+	addr uintptr
+	mem  []byte
+}
+
+// bufferRegistry tracks the hypercall buffers this simulator handed out, so
+// that a guest handle (a virtual address) can be resolved to bytes, and an
+// address that is not inside a buffer is refused with EFAULT, as Xen's
+// copy_from_guest refuses an unmapped address.
+type bufferRegistry struct {
+	mu      sync.RWMutex
+	regions []region // sorted by addr
+}
+
+func (r *bufferRegistry) alloc(size int) ([]byte, error) {
+	if size <= 0 {
+		return nil, syscall.EINVAL
+	}
+	mem, err := mmapAnon(roundPages(size), unix.PROT_READ|unix.PROT_WRITE)
+	if err != nil {
+		return nil, fmt.Errorf("allocating hypercall buffer: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := addrOf(mem)
+	i := sort.Search(len(r.regions), func(i int) bool { return r.regions[i].addr >= a })
+	r.regions = append(r.regions, region{})
+	copy(r.regions[i+1:], r.regions[i:])
+	r.regions[i] = region{addr: a, mem: mem}
+	return mem[:size:size], nil
+}
+
+func (r *bufferRegistry) free(buf []byte) error {
+	a := addrOf(buf)
+	r.mu.Lock()
+	i := sort.Search(len(r.regions), func(i int) bool { return r.regions[i].addr >= a })
+	if i == len(r.regions) || r.regions[i].addr != a {
+		r.mu.Unlock()
+		return syscall.EINVAL
+	}
+	mem := r.regions[i].mem
+	r.regions = append(r.regions[:i], r.regions[i+1:]...)
+	r.mu.Unlock()
+	return unix.Munmap(mem)
+}
+
+// resolve returns the n bytes at guest handle addr. They must lie wholly
+// inside one buffer; otherwise EFAULT. The returned slice aliases the
+// buffer: the caller must hold no reference after the hypercall returns.
+func (r *bufferRegistry) resolve(addr uint64, n int) ([]byte, error) {
+	if addr == 0 || n < 0 {
+		return nil, syscall.EFAULT
+	}
+	a := uintptr(addr)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	i := sort.Search(len(r.regions), func(i int) bool { return r.regions[i].addr > a }) - 1
+	if i < 0 {
+		return nil, syscall.EFAULT
+	}
+	reg := r.regions[i]
+	off := a - reg.addr
+	if off > uintptr(len(reg.mem)) || uintptr(n) > uintptr(len(reg.mem))-off {
+		return nil, syscall.EFAULT
+	}
+	return reg.mem[off : off+uintptr(n) : off+uintptr(n)], nil
+}
+
+func (r *bufferRegistry) closeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, reg := range r.regions {
+		_ = unix.Munmap(reg.mem)
+	}
+	r.regions = nil
+}
+
+// guestMem is a domain's physical memory: a memfd the size of the physmap
+// limit (sparse: only populated pages use RAM), mapped once for the
+// simulator and the simulated kernel, and mapped again, page run by page
+// run, by MapForeign, so that a foreign mapping aliases guest memory
+// without copying.
+type guestMem struct {
+	mu    sync.RWMutex // held for reading while all is used; close takes it
+	fd    int
+	limit uint64 // number of gfns the physmap can hold
+	all   []byte // the whole physmap, MAP_SHARED
+}
+
+func newGuestMem(limit uint64) (*guestMem, error) {
+	fd, err := unix.MemfdCreate("xensim-guest", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("creating guest memory: %w", err)
+	}
+	size := int64(limit) << pageShift
+	if err := unix.Ftruncate(fd, size); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sizing guest memory: %w", err)
+	}
+	all, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mapping guest memory: %w", err)
+	}
+	return &guestMem{fd: fd, limit: limit, all: all}, nil
+}
+
+func (m *guestMem) page(gfn uint64) []byte {
+	off := gfn << pageShift
+	return m.all[off : off+PageSize : off+PageSize]
+}
+
+// discard releases the backing of one page (decrease_reservation).
+func (m *guestMem) discard(gfn uint64) {
+	_ = unix.Fallocate(m.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(gfn<<pageShift), PageSize)
+}
+
+// with runs fn on the whole physmap unless the memory is gone; it
+// reports whether fn ran.
+func (m *guestMem) with(fn func(all []byte)) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.all == nil {
+		return false
+	}
+	fn(m.all)
+	return true
+}
+
+func (m *guestMem) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.all != nil {
+		_ = unix.Munmap(m.all)
+		m.all = nil
+	}
+	if m.fd >= 0 {
+		_ = unix.Close(m.fd)
+		m.fd = -1
+	}
+}
+
+// foreignMapping is one live MapForeign result.
+type foreignMapping struct {
+	dom   *domain
+	mem   []byte
+	gfns  []uint64
+	ok    []bool
+	write bool
+}
+
+func putLE64(b []byte, v uint64) { binary.LittleEndian.PutUint64(b, v) }
+func putLE32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }

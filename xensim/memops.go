@@ -1,0 +1,305 @@
+package xensim
+
+import (
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xenckpt/xenckpt/domctl"
+)
+
+func munmap(b []byte) error { return unix.Munmap(b) }
+
+// populate implements XENMEM_populate_physmap with order-0 extents: it
+// returns how many extents were populated (Xen's nr_done); it stops at the
+// first gfn beyond the physmap or once tot_pages would exceed max_pages.
+// Populating an already-populated gfn replaces the page with a zeroed one,
+// as Xen does after freeing the old page.
+func (x *xen) populate(id domctl.DomID, gfns []uint64) (int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return 0, err
+	}
+	if d.dying {
+		return 0, errEINVAL
+	}
+	for i, gfn := range gfns {
+		if gfn >= d.mem.limit {
+			return i, nil
+		}
+		if d.isPopulated(gfn) {
+			clear(d.mem.page(gfn))
+			continue
+		}
+		if d.maxPages != 0 && d.totPages >= d.maxPages {
+			return i, nil
+		}
+		d.populated[gfn/64] |= 1 << (gfn % 64)
+		d.totPages++
+		if gfn > d.maxGPFN {
+			d.maxGPFN = gfn
+		}
+	}
+	return len(gfns), nil
+}
+
+func (x *xen) maximumGPFN(id domctl.DomID) (uint64, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return 0, err
+	}
+	return d.maxGPFN, nil
+}
+
+// pageTypes implements getpageframeinfo3: each entry is replaced by its
+// type: NOTAB for a populated data page, XTAB for a hole.
+func (x *xen) pageTypes(id domctl.DomID, arr []uint64) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	for i, gfn := range arr {
+		if d.isPopulated(gfn) {
+			arr[i] = pfinfoNOTAB
+		} else {
+			arr[i] = pfinfoXTAB
+		}
+	}
+	return nil
+}
+
+// Log-dirty (paging_log_dirty_op).
+
+func (x *xen) enableLogDirty(id domctl.DomID) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	if id == 0 || d.dying {
+		return errEINVAL
+	}
+	if d.logDirty.Load() {
+		return errEINVAL // already in log-dirty mode
+	}
+	for i := range d.dirty {
+		atomic.StoreUint64(&d.dirty[i], 0)
+	}
+	d.dirtyCount.Store(0)
+	d.faultCount.Store(0)
+	d.logDirty.Store(true)
+	return nil
+}
+
+func (x *xen) disableLogDirty(id domctl.DomID) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	if id == 0 {
+		return errEINVAL
+	}
+	d.logDirty.Store(false)
+	return nil
+}
+
+// dirtyOp implements CLEAN (clean=true) and PEEK. bitmap, if not nil,
+// receives pages bits (LSB-first bytes, as Xen copies unsigned longs);
+// pages is capped at the p2m size (max gpfn + 1) and returned. final adds
+// pages currently mapped writable by the toolstack
+// (XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL).
+func (x *xen) dirtyOp(id domctl.DomID, clean, final bool, bitmap []byte, pages uint64) (uint64, domctl.ShadowStats, error) {
+	x.mu.Lock()
+	d, err := x.lookupLocked(id)
+	if err == nil && (id == 0 || !d.logDirty.Load()) {
+		err = errEINVAL
+	}
+	if err != nil {
+		x.mu.Unlock()
+		return 0, domctl.ShadowStats{}, err
+	}
+	if p2m := d.maxGPFN + 1; pages > p2m {
+		pages = p2m
+	}
+	x.mu.Unlock()
+	if final {
+		x.markWritableMappings(d)
+	}
+	stats := domctl.ShadowStats{
+		FaultCount: uint32(d.faultCount.Load()),
+		DirtyCount: uint32(d.dirtyCount.Load()),
+		Pages:      pages,
+	}
+	words := (pages + 63) / 64
+	for w := uint64(0); w < words; w++ {
+		var v uint64
+		if clean {
+			v = swapWord(&d.dirty[w])
+		} else {
+			v = loadWord(&d.dirty[w])
+		}
+		if w == words-1 && pages%64 != 0 {
+			v &= (1 << (pages % 64)) - 1
+		}
+		if bitmap != nil {
+			putWordBytes(bitmap[w*8:], v, int(min(8, (pages+7)/8-w*8)))
+		}
+	}
+	if clean {
+		d.dirtyCount.Store(0)
+		d.faultCount.Store(0)
+	}
+	return pages, stats, nil
+}
+
+func putWordBytes(b []byte, v uint64, n int) {
+	for i := 0; i < n; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func (x *xen) markWritableMappings(d *domain) {
+	x.mapMu.Lock()
+	defer x.mapMu.Unlock()
+	for _, m := range x.mappings {
+		if m.dom != d || !m.write {
+			continue
+		}
+		for i, gfn := range m.gfns {
+			if m.ok[i] {
+				d.markDirty(gfn)
+			}
+		}
+	}
+}
+
+// mapForeign maps gfns of domain id into this process: a PROT_NONE
+// reservation, with each run of consecutive populated gfns mapped over it
+// from the domain's memfd (MAP_SHARED|MAP_FIXED|MAP_POPULATE), so the
+// mapping aliases guest memory. A frame that is not populated leaves its
+// page inaccessible and gets -EINVAL in errs (MMAPBATCH_V2 reports
+// negative errnos). A writable mapping marks its frames dirty when made and
+// again when unmapped.
+func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs []int32) ([]byte, error) {
+	if len(gfns) == 0 || len(errs) != len(gfns) {
+		return nil, errEINVAL
+	}
+	x.mu.Lock()
+	d, err := x.lookupLocked(id)
+	if err == nil && d.dying {
+		err = errESRCH
+	}
+	if err != nil {
+		x.mu.Unlock()
+		return nil, err
+	}
+	ok := make([]bool, len(gfns))
+	for i, gfn := range gfns {
+		ok[i] = d.isPopulated(gfn)
+	}
+	d.mappings++ // keeps the memfd alive
+	fd := d.mem.fd
+	x.mu.Unlock()
+
+	undo := func() {
+		x.mu.Lock()
+		d.mappings--
+		gone := x.reapLocked(d)
+		x.mu.Unlock()
+		if gone {
+			d.mem.close()
+		}
+	}
+	n := len(gfns) * PageSize
+	mem, err := mmapAnon(n, unix.PROT_NONE)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	uprot := 0
+	if prot&domctl.ProtRead != 0 {
+		uprot |= unix.PROT_READ
+	}
+	write := prot&domctl.ProtWrite != 0
+	if write {
+		uprot |= unix.PROT_WRITE
+	}
+	for i := 0; i < len(gfns); {
+		if !ok[i] {
+			errs[i] = -int32(syscall.EINVAL)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(gfns) && ok[j] && gfns[j] == gfns[j-1]+1 {
+			j++
+		}
+		err := mmapFixed(base+uintptr(i*PageSize), uintptr((j-i)*PageSize), uprot,
+			unix.MAP_SHARED|unix.MAP_POPULATE, fd, int64(gfns[i]<<pageShift))
+		for k := i; k < j; k++ {
+			if err != nil {
+				ok[k] = false
+				errs[k] = -int32(syscall.ENOMEM)
+			} else {
+				errs[k] = 0
+			}
+		}
+		i = j
+	}
+	m := &foreignMapping{dom: d, mem: mem, gfns: append([]uint64(nil), gfns...), ok: ok, write: write}
+	if write {
+		for i, gfn := range gfns {
+			if ok[i] {
+				d.markDirty(gfn)
+			}
+		}
+	}
+	x.mapMu.Lock()
+	x.mappings[base] = m
+	x.mapMu.Unlock()
+	return mem, nil
+}
+
+func (x *xen) unmapForeign(mem []byte) error {
+	base := addrOf(mem)
+	x.mapMu.Lock()
+	m := x.mappings[base]
+	if m == nil || len(mem) != len(m.mem) {
+		x.mapMu.Unlock()
+		return errEINVAL
+	}
+	delete(x.mappings, base)
+	x.mapMu.Unlock()
+	if m.write {
+		for i, gfn := range m.gfns {
+			if m.ok[i] {
+				m.dom.markDirty(gfn)
+			}
+		}
+	}
+	err := unix.Munmap(m.mem)
+	x.mu.Lock()
+	m.dom.mappings--
+	gone := x.reapLocked(m.dom)
+	x.mu.Unlock()
+	if gone {
+		m.dom.mem.close()
+		x.fireDomExc()
+	}
+	return err
+}
+
+func swapWord(w *uint64) uint64 { return atomic.SwapUint64(w, 0) }
+func loadWord(w *uint64) uint64 { return atomic.LoadUint64(w) }
