@@ -57,6 +57,7 @@ func init() {
 	reg[abi.StartInfoX86_64]("StartInfoX86_64")
 	reg[abi.StartInfoX86_32]("StartInfoX86_32")
 	reg[abi.HVMSaveDescriptor]("HVMSaveDescriptor")
+	reg[abi.HVMSaveHeader]("HVMSaveHeader")
 	reg[abi.HVMHWCPU]("HVMHWCPU")
 	reg[abi.HVMParam]("HVMParam")
 	reg[abi.MemoryReservation]("MemoryReservation")

@@ -44,6 +44,7 @@ var restored = map[string]string{
 	"IoctlEvtchnBindInterdomain.Port":   "remote_port",
 	"IoctlEvtchnBindUnboundPort.Domain": "remote_domain",
 	"SchedRemoteShutdown.Id":            "domain_id",
+	"HVMSaveHeader.Khz":                 "gtsc_khz",
 }
 
 // byteArrays are anonymous C structs or unions that hold only bytes.

@@ -171,6 +171,8 @@ const (
 	XEN_DOMCTL_SHADOW_OP_ENABLE          = C.XEN_DOMCTL_SHADOW_OP_ENABLE
 	XEN_DOMCTL_SHADOW_OP_CLEAN           = C.XEN_DOMCTL_SHADOW_OP_CLEAN
 	XEN_DOMCTL_SHADOW_OP_PEEK            = C.XEN_DOMCTL_SHADOW_OP_PEEK
+	XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION  = C.XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION
+	XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION  = C.XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION
 	XEN_DOMCTL_SHADOW_OP_ENABLE_TEST     = C.XEN_DOMCTL_SHADOW_OP_ENABLE_TEST
 	XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY = C.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY
 	XEN_DOMCTL_SHADOW_ENABLE_REFCOUNT    = C.XEN_DOMCTL_SHADOW_ENABLE_REFCOUNT
@@ -203,6 +205,8 @@ type StartInfoX86_32 C.struct_start_info_x86_32
 
 type HVMSaveDescriptor C.struct_hvm_save_descriptor
 
+type HVMSaveHeader C.struct_hvm_save_header
+
 type HVMHWCPU C.struct_hvm_hw_cpu
 
 type HVMParam C.struct_xen_hvm_param
@@ -211,6 +215,8 @@ const (
 	HVM_SAVE_CODE_HEADER = C.xenckpt_hvm_save_code_header
 	HVM_SAVE_CODE_CPU    = C.xenckpt_hvm_save_code_cpu
 	HVM_SAVE_CODE_END    = C.xenckpt_hvm_save_code_end
+	HVM_FILE_MAGIC       = C.HVM_FILE_MAGIC
+	HVM_FILE_VERSION     = C.HVM_FILE_VERSION
 
 	HVMOP_set_param = C.HVMOP_set_param
 	HVMOP_get_param = C.HVMOP_get_param
@@ -245,6 +251,9 @@ const (
 
 	XENVER_version      = C.XENVER_version
 	XENVER_capabilities = C.XENVER_capabilities
+	XENVER_extraversion = C.XENVER_extraversion
+	// XEN_EXTRAVERSION_LEN is sizeof(xen_extraversion_t).
+	XEN_EXTRAVERSION_LEN = C.XEN_EXTRAVERSION_LEN
 	// XEN_CAPABILITIES_INFO_LEN is sizeof(xen_capabilities_info_t).
 	XEN_CAPABILITIES_INFO_LEN = C.sizeof_xen_capabilities_info_t
 

@@ -253,6 +253,8 @@ const (
 	XEN_DOMCTL_SHADOW_OP_ENABLE          = 0x20
 	XEN_DOMCTL_SHADOW_OP_CLEAN           = 0xb
 	XEN_DOMCTL_SHADOW_OP_PEEK            = 0xc
+	XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION  = 0x1e
+	XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION  = 0x1f
 	XEN_DOMCTL_SHADOW_OP_ENABLE_TEST     = 0x1
 	XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY = 0x2
 	XEN_DOMCTL_SHADOW_ENABLE_REFCOUNT    = 0x2
@@ -435,6 +437,15 @@ type HVMSaveDescriptor struct {
 	Length   uint32
 }
 
+type HVMSaveHeader struct {
+	_         structs.HostLayout
+	Magic     uint32
+	Version   uint32
+	Changeset uint64
+	Cpuid     uint32
+	GtscKHz   uint32
+}
+
 type HVMHWCPU struct {
 	_              structs.HostLayout
 	FpuRegs        [512]uint8
@@ -532,6 +543,8 @@ const (
 	HVM_SAVE_CODE_HEADER = 0x1
 	HVM_SAVE_CODE_CPU    = 0x2
 	HVM_SAVE_CODE_END    = 0x0
+	HVM_FILE_MAGIC       = 0x54381286
+	HVM_FILE_VERSION     = 0x1
 
 	HVMOP_set_param = 0x0
 	HVMOP_get_param = 0x1
@@ -584,6 +597,9 @@ const (
 
 	XENVER_version      = 0x0
 	XENVER_capabilities = 0x3
+	XENVER_extraversion = 0x1
+
+	XEN_EXTRAVERSION_LEN = 0x10
 
 	XEN_CAPABILITIES_INFO_LEN = 0x400
 
