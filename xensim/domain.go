@@ -217,9 +217,9 @@ func (d *domain) info(flagsDying bool) domctl.DomainInfo {
 	}
 }
 
-// sharedInfoFrame is a frame outside the guest physmap, as on real Xen
-// where shared_info is a Xen heap page.
-func sharedInfoFrame(d *domain) uint64 { return 0xF0000000 + uint64(d.id) }
+// sharedInfoFrame is a machine frame for the domain's shared_info page (a
+// Xen heap page on real Xen); below 4 GiB so 32-bit start_info holds it.
+func sharedInfoFrame(d *domain) uint64 { return 0xFE000 + uint64(d.id)%0x1000 }
 
 func popcount(words []uint64) (n uint64) {
 	for _, w := range words {

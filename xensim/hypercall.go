@@ -29,22 +29,20 @@ const (
 	shutdownCrash   = abi.SHUTDOWN_crash
 )
 
-// Constants the generated ABI package does not carry yet. Each is copied
-// from the named header (Debian libxen-dev 4.17) and is to be replaced by
-// an abi constant when one is generated.
+// Constants the generated ABI package does not carry. Copied from the
+// named header (Debian libxen-dev 4.17); replace with abi constants when
+// they are generated.
 const (
-	// xen/include/public/arch-x86/hvm/save.h: HVM_FILE_MAGIC,
-	// HVM_FILE_VERSION and sizeof(struct hvm_save_header) (u32 magic, u32
-	// version, u64 changeset, u32 cpuid, u32 gtsc_khz).
-	hvmFileMagic      = 0x54381286 // TODO(abi): abi.HVM_FILE_MAGIC
-	hvmFileVersion    = 1          // TODO(abi): abi.HVM_FILE_VERSION
-	hvmSaveHeaderSize = 24         // TODO(abi): unsafe.Sizeof(abi.HVMSaveHeader{})
-	// xen/include/public/memory.h: MEMOP_EXTENT_SHIFT / MEMOP_CMD_MASK.
+	// xen/include/public/memory.h: MEMOP_CMD_MASK.
 	memopCmdMask = 0x3f // TODO(abi): abi.MEMOP_CMD_MASK
-	// xen/include/public/xen.h: XENVER_extraversion (char[16]).
-	xenverExtraversion = 1 // TODO(abi): abi.XENVER_extraversion
-	// xen/include/public/domctl.h: XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION.
-	shadowOpGetAllocation = 30 // TODO(abi): abi.XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION
+)
+
+const (
+	hvmFileMagic          = abi.HVM_FILE_MAGIC
+	hvmFileVersion        = abi.HVM_FILE_VERSION
+	hvmSaveHeaderSize     = int(unsafe.Sizeof(abi.HVMSaveHeader{}))
+	xenverExtraversion    = abi.XENVER_extraversion
+	shadowOpGetAllocation = abi.XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION
 )
 
 // view returns the start of b as *T, or EFAULT if b is too short or
@@ -108,6 +106,9 @@ func (b *backend) Hypercall(op uint64, args [5]uint64) (uint64, error) {
 }
 
 func (x *xen) domctl(addr uint64) error {
+	if addr%8 != 0 { // the union holds 64-bit fields
+		return errEFAULT
+	}
 	dc, err := resolveT[abi.Domctl](x, addr)
 	if err != nil {
 		return err
@@ -455,7 +456,7 @@ func (x *xen) xenVersion(cmd, arg uint64) (uint64, error) {
 		copy(b, Capabilities)
 		return 0, nil
 	case xenverExtraversion:
-		b, err := x.bufs.resolve(arg, 16)
+		b, err := x.bufs.resolve(arg, abi.XEN_EXTRAVERSION_LEN)
 		if err != nil {
 			return 0, err
 		}
@@ -544,11 +545,8 @@ func newHVMContext(vcpus int, gtscKHz uint32) []byte {
 		b = append(b, abi.Bytes(&d)...)
 	}
 	desc(abi.HVM_SAVE_CODE_HEADER, 0, hvmSaveHeaderSize)
-	hdr := make([]byte, hvmSaveHeaderSize)
-	binary.LittleEndian.PutUint32(hdr[0:], hvmFileMagic)
-	binary.LittleEndian.PutUint32(hdr[4:], hvmFileVersion)
-	binary.LittleEndian.PutUint32(hdr[20:], gtscKHz)
-	b = append(b, hdr...)
+	hdr := abi.HVMSaveHeader{Magic: hvmFileMagic, Version: hvmFileVersion, GtscKHz: gtscKHz}
+	b = append(b, abi.Bytes(&hdr)...)
 	for v := 0; v < vcpus; v++ {
 		desc(abi.HVM_SAVE_CODE_CPU, uint16(v), hvmCPUSize)
 		b = append(b, make([]byte, hvmCPUSize)...)
