@@ -1,0 +1,191 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/internal/testutil"
+)
+
+// payloadTag is the build tag of the in-dom0 tests: without it package
+// indom0 has no tests, so `go test ./...` on a host never runs them.
+const payloadTag = "xenckpt_dom0"
+
+// labMode is XENCKPT_LAB_MODE ("short" unless "full"); -short forces short.
+func labMode() string {
+	if !testing.Short() && os.Getenv("XENCKPT_LAB_MODE") == "full" {
+		return "full"
+	}
+	return "short"
+}
+
+// TestXenLab boots Xen 4.17 with a Linux dom0 in QEMU, runs the in-dom0
+// tests of package indom0 there and reports each as a subtest.
+//
+// Environment: XENCKPT_LAB_MODE=full adds the slower cases (image export
+// and host-side verification, repeated cycles); XENCKPT_LAB_WORK=dir keeps
+// the build products, serial log and result tar there instead of a
+// temporary directory; XENCKPT_LAB_ACCEL overrides QEMU's -accel.
+func TestXenLab(t *testing.T) {
+	for _, c := range []string{"qemu-system-x86_64", "xz", "ldd", "modprobe", "timeout", "go"} {
+		testutil.RequireCommand(t, c, "apt-get install qemu-system-x86 xz-utils kmod (scripts/setup.sh)")
+	}
+	testutil.RequireFile(t, "/boot/xen-4.17-amd64.gz", "apt-get install xen-hypervisor-4.17-amd64")
+	testutil.RequireFile(t, "/usr/lib/xen-4.17/bin/xl", "apt-get install xen-utils-4.17")
+	testutil.RequireFile(t, "/bin/busybox", "apt-get install busybox-static")
+	if runtime.GOARCH != "amd64" {
+		testutil.SkipOrFail(t, "the lab boots x86_64 Xen", "run on amd64")
+	}
+	mode := labMode()
+	work := os.Getenv("XENCKPT_LAB_WORK")
+	if work == "" {
+		work = t.TempDir()
+	} else {
+		work, _ = filepath.Abs(work)
+		require.NoError(t, os.MkdirAll(work, 0o755))
+	}
+	t.Logf("lab: mode %s, work dir %s", mode, work)
+	ctx := t.Context()
+	start := time.Now()
+
+	payload := filepath.Join(work, "payload")
+	buildPayload(ctx, t, payload, mode)
+
+	cfg := &Config{
+		Work:       work,
+		Mode:       mode,
+		PayloadDir: payload,
+		Export:     mode == "full",
+		RequireAll: testutil.InCI(),
+		Accel:      os.Getenv("XENCKPT_LAB_ACCEL"),
+		Timeout:    12 * time.Minute,
+		Logf:       t.Logf,
+	}
+	if mode == "full" {
+		cfg.Timeout = 25 * time.Minute
+	}
+	files, err := Build(ctx, cfg)
+	require.NoError(t, err, "building the lab")
+	res, err := Boot(ctx, cfg, files)
+	t.Logf("lab: QEMU wall %.1fs, dom0 ready after %.1fs, total %.1fs", res.Wall.Seconds(), res.ReadyAfter.Seconds(), time.Since(start).Seconds())
+	if err != nil {
+		t.Fatalf("%v\nlast serial lines:\n%s", err, tail(res.Serial, 40))
+	}
+	for _, f := range res.Failures {
+		t.Errorf("dom0 step failed: %s", f)
+	}
+
+	// Each in-dom0 test becomes a subtest.
+	log, err := os.ReadFile(filepath.Join(res.Out, "payload.log"))
+	require.NoError(t, err, "step payload: reading payload.log from the result tar")
+	tests := ParseGoTest(string(log))
+	if len(tests) == 0 {
+		t.Errorf("step payload: no tests ran in dom0; payload.log:\n%s", log)
+	}
+	for _, tr := range tests {
+		t.Run(tr.Name, func(t *testing.T) {
+			body := strings.Join(tr.Output, "\n")
+			switch tr.Status {
+			case "PASS":
+				t.Log("\n" + body)
+			case "SKIP":
+				t.Skip("skipped in dom0:\n" + body)
+			case "FAIL":
+				t.Error("failed in dom0:\n" + body)
+			default:
+				t.Error("never finished in dom0 (payload crashed or timed out):\n" + body)
+			}
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(res.Out, "payload", "timings.tsv")); err == nil {
+		t.Logf("timings (tool, operation, guest, seconds):\n%s", b)
+	}
+	if !res.Pass {
+		t.Errorf("dom0 reported RESULT FAIL (serial: %s)", res.Serial)
+	}
+	if mode == "full" {
+		verifyImages(ctx, t, filepath.Join(res.Out, "images"))
+	}
+}
+
+// buildPayload builds the in-dom0 test binary (static, tagged) and, when
+// the module has one, the CLI, plus the run script dom0 executes.
+func buildPayload(ctx context.Context, t *testing.T, dir, mode string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	goBuild := func(step, dir string, args ...string) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, "go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "step %s: go %s:\n%s", step, strings.Join(args, " "), out)
+	}
+	goBuild("vet payload", ".", "vet", "-tags", payloadTag, "./indom0")
+	goBuild("build payload", ".", "test", "-c", "-tags", payloadTag, "-o", filepath.Join(dir, "indom0.test"), "./indom0")
+	// The CLI is built in the main module, with its own go.mod and go.sum.
+	if hasMain("../../cmd/xenckpt") {
+		goBuild("build cli", "../..", "build", "-o", filepath.Join(dir, "xenckpt"), "./cmd/xenckpt")
+	}
+	flags := "-test.v -test.timeout=20m"
+	if mode == "short" {
+		flags += " -test.short"
+	}
+	if r := os.Getenv("XENCKPT_LAB_RUN"); r != "" {
+		flags += " -test.run='" + strings.ReplaceAll(r, "'", "") + "'"
+	}
+	run := "#!/bin/sh\n# Generated by TestXenLab: runs the in-dom0 tests.\ncd \"$(dirname \"$0\")\" && exec ./indom0.test " + flags + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "run"), []byte(run), 0o755))
+}
+
+func hasMain(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, f := range m {
+		b, err := os.ReadFile(f)
+		if err == nil && bytes.Contains(b, []byte("package main")) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyImages runs Xen's own verify-stream-v2 on every exported xl image.
+func verifyImages(ctx context.Context, t *testing.T, dir string) {
+	imgs, _ := filepath.Glob(filepath.Join(dir, "xl-*"))
+	if len(imgs) == 0 {
+		t.Errorf("step verify images: no xl images exported to %s", dir)
+		return
+	}
+	tool := "/usr/lib/xen-4.17/bin/verify-stream-v2"
+	testutil.RequireFile(t, tool, "apt-get install xen-utils-4.17 python3")
+	for _, img := range imgs {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		out, err := exec.CommandContext(cctx, "python3", tool, "-f", "xl", "-i", img).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("step verify-stream-v2 %s: %v\n%s", filepath.Base(img), err, out)
+		}
+	}
+}
+
+func tail(p string, n int) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
