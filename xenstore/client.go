@@ -312,6 +312,9 @@ func (c *Client) listParts(ctx context.Context, tx uint32, path string) ([]strin
 			default:
 				acc = append(acc, chunk...)
 			}
+			if len(acc) > c.cfg.maxReply() {
+				return nil, fmt.Errorf("%w: DIRECTORY_PART listing exceeds %d bytes", ErrProtocol, c.cfg.maxReply())
+			}
 		}
 		if done {
 			return wire.SplitStrings(acc), nil

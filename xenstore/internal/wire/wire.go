@@ -123,7 +123,8 @@ func (m *Msg) UnmarshalBinary(b []byte) error {
 	m.Type = Type(binary.NativeEndian.Uint32(b[0:4]))
 	m.ReqID = binary.NativeEndian.Uint32(b[4:8])
 	m.TxID = binary.NativeEndian.Uint32(b[8:12])
-	m.Payload = append([]byte(nil), b[HeaderSize:]...)
+	m.Payload = make([]byte, len(b)-HeaderSize)
+	copy(m.Payload, b[HeaderSize:])
 	return nil
 }
 
