@@ -31,8 +31,9 @@ type Backend interface {
 
 	// MapForeign maps the guest frames gfns of domain dom into this
 	// process, as mmap on privcmd followed by IOCTL_PRIVCMD_MMAPBATCH_V2.
-	// errs receives one errno (0 on success) per frame and must have
-	// len(gfns) elements. The mapping is len(gfns) pages long; page i shows
+	// errs receives, per frame, 0 on success or a negative errno (as
+	// IOCTL_PRIVCMD_MMAPBATCH_V2 reports it, e.g. -ENOENT for a paged-out
+	// frame that could not be brought in) and must have len(gfns) elements. The mapping is len(gfns) pages long; page i shows
 	// gfns[i]. A frame that fails leaves its page inaccessible (reading it
 	// is the caller's bug); the call itself fails only if nothing could be
 	// attempted.

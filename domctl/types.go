@@ -1,15 +1,19 @@
 package domctl
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/xenckpt/xenckpt/internal/abi"
+)
 
 // DomID is a Xen domain id.
 type DomID uint16
 
 // Reserved domain ids (xen.h).
 const (
-	DomIDSelf         DomID = 0x7FF0
+	DomIDSelf          DomID = 0x7FF0
 	DomIDFirstReserved DomID = 0x7FF0
-	DomIDInvalid      DomID = 0x7FF4
+	DomIDInvalid       DomID = 0x7FF4
 )
 
 // ShutdownReason is the SHUTDOWN_* code of sched.h.
@@ -96,10 +100,10 @@ func (d DomainInfo) Suspended() bool {
 
 // TSCInfo is struct xen_domctl_tsc_info.
 type TSCInfo struct {
-	Mode         uint32
-	GTSCKHz      uint32
-	Incarnation  uint32
-	ElapsedNsec  uint64
+	Mode        uint32
+	GTSCKHz     uint32
+	Incarnation uint32
+	ElapsedNsec uint64
 }
 
 // ShadowStats are the statistics a log-dirty CLEAN or PEEK returns.
@@ -122,7 +126,21 @@ type CreateConfig struct {
 	MaxMemKB uint64
 	// AddressSize, for PV only, is 32 or 64; zero means 64.
 	AddressSize int
+	// Domain is the id to create; zero lets Xen pick a free one.
+	Domain DomID
+	// EmulationFlags are the XEN_X86_EMU_* devices Xen emulates; zero means
+	// all of them for HVM (X86EmuAll) and none for PV. PVH wants X86EmuLAPIC.
+	EmulationFlags uint32
+	// MaxEvtchnPort is the highest event-channel port; zero means 1023
+	// (libxl's default).
+	MaxEvtchnPort uint32
 }
+
+// Emulation flags for CreateConfig.EmulationFlags (arch-x86/xen.h).
+const (
+	X86EmuLAPIC uint32 = abi.XEN_X86_EMU_LAPIC
+	X86EmuAll   uint32 = abi.XEN_X86_EMU_ALL
+)
 
 // VCPUContext is a vcpu_guest_context as Xen returns it, kept as raw bytes
 // in the layout of the guest's width: struct vcpu_guest_context_x86_64
