@@ -492,7 +492,7 @@ func (k *kernel) suspend() {
 		return
 	case CrashOnSuspend:
 		d.exec.Lock()
-		_ = x.shutdown(d.id, shutdownCrash, 0)
+		_ = x.shutdown(d.id, shutdownCrash, 0, true)
 		d.exec.Unlock()
 		k.state.Store(int32(GuestCrashed))
 		return
@@ -513,7 +513,7 @@ func (k *kernel) suspend() {
 		rdx = startInfoPFN // the simulator's p2m is the identity: mfn == pfn
 	}
 	k.state.Store(int32(GuestSuspended))
-	_ = x.shutdown(d.id, shutdownSuspend, rdx)
+	_ = x.shutdown(d.id, shutdownSuspend, rdx, true)
 	d.exec.Unlock()
 	// Blocked in the hypercall until resumed (or gone).
 	for {

@@ -527,7 +527,7 @@ func (x *xen) schedOp(cmd, arg uint64) error {
 		if a.DomainID == 0 || a.Reason > abi.SHUTDOWN_soft_reset {
 			return errEINVAL
 		}
-		return x.shutdown(domctl.DomID(a.DomainID), uint8(a.Reason), 0)
+		return x.shutdown(domctl.DomID(a.DomainID), uint8(a.Reason), 0, false)
 	}
 	return errENOSYS
 }

@@ -136,10 +136,15 @@ func (x *xen) dirtyOp(id domctl.DomID, clean, final bool, bitmap []byte, pages u
 	if final {
 		x.markWritableMappings(d)
 	}
-	stats := domctl.ShadowStats{
-		FaultCount: uint32(d.faultCount.Load()),
-		DirtyCount: uint32(d.dirtyCount.Load()),
-		Pages:      pages,
+	stats := domctl.ShadowStats{Pages: pages}
+	if clean {
+		// Take the counts before the bitmap so that pages dirtied during
+		// the scan count towards the next round, as their bits do.
+		stats.FaultCount = uint32(d.faultCount.Swap(0))
+		stats.DirtyCount = uint32(d.dirtyCount.Swap(0))
+	} else {
+		stats.FaultCount = uint32(d.faultCount.Load())
+		stats.DirtyCount = uint32(d.dirtyCount.Load())
 	}
 	words := (pages + 63) / 64
 	for w := uint64(0); w < words; w++ {
@@ -155,10 +160,6 @@ func (x *xen) dirtyOp(id domctl.DomID, clean, final bool, bitmap []byte, pages u
 		if bitmap != nil {
 			putWordBytes(bitmap[w*8:], v, int(min(8, (pages+7)/8-w*8)))
 		}
-	}
-	if clean {
-		d.dirtyCount.Store(0)
-		d.faultCount.Store(0)
 	}
 	return pages, stats, nil
 }

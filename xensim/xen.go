@@ -226,10 +226,12 @@ func (x *xen) maybeBoot(d *domain) {
 }
 
 // shutdown implements domain_shutdown + __domain_finalise_shutdown: every
-// vCPU is paused for shutdown, vCPU0's frame holds rax=0 (and rdx for a PV
-// suspend), and once all are paused the domain is shut down and either the
-// suspend event channel or VIRQ_DOM_EXC fires.
-func (x *xen) shutdown(id domctl.DomID, reason uint8, rdx uint64) error {
+// vCPU is paused for shutdown and once all are paused the domain is shut
+// down and either the suspend event channel or VIRQ_DOM_EXC fires. When
+// the guest itself suspends (fromGuest), vCPU0's saved frame holds the
+// hypercall's return, rax = 0, and (PV) rdx = the start_info frame it
+// passed; a remote shutdown leaves the registers alone.
+func (x *xen) shutdown(id domctl.DomID, reason uint8, rdx uint64, fromGuest bool) error {
 	x.mu.Lock()
 	d, err := x.lookupLocked(id)
 	if err != nil {
@@ -245,7 +247,7 @@ func (x *xen) shutdown(id domctl.DomID, reason uint8, rdx uint64) error {
 	for i := range d.vcpus {
 		d.vcpus[i].pausedForShutdown = true
 	}
-	if reason == shutdownSuspend {
+	if reason == shutdownSuspend && fromGuest {
 		d.setSuspendRegs(rdx)
 	}
 	d.shutDown = true
