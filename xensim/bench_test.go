@@ -122,3 +122,71 @@ func BenchmarkMemmove(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSuspendCancel is the simulator's floor for a checkpoint epoch:
+// suspend a seed guest (xenstore control/shutdown or its suspend event
+// channel), wait for the shutdown, resume it.
+func BenchmarkSuspendCancel(b *testing.B) {
+	for _, evtchn := range []bool{false, true} {
+		b.Run(fmt.Sprintf("evtchn=%v", evtchn), func(b *testing.B) {
+			h, err := NewHost(nil)
+			require.NoError(b, err)
+			defer h.Close()
+			ctx := b.Context()
+			g, err := h.CreateGuest(ctx, GuestConfig{SuspendEventChannel: evtchn})
+			require.NoError(b, err)
+			c, err := domctl.NewConn(h.Backend(), nil)
+			require.NoError(b, err)
+			defer c.Close()
+			xs, err := h.Store(0)
+			require.NoError(b, err)
+			defer xs.Close()
+			dom := g.Domain()
+			path := domPathOf(dom) + "/control/shutdown"
+			var ev *domctl.Evtchn
+			var local uint32
+			if evtchn {
+				v, err := xs.Read(ctx, domPathOf(dom)+"/device/suspend/event-channel")
+				require.NoError(b, err)
+				var remote uint32
+				for _, ch := range string(v) {
+					remote = remote*10 + uint32(ch-'0')
+				}
+				ev, err = c.OpenEvtchn(ctx)
+				require.NoError(b, err)
+				defer ev.Close()
+				local, err = ev.BindInterdomain(ctx, dom, remote)
+				require.NoError(b, err)
+				_, err = ev.Wait(ctx)
+				require.NoError(b, err)
+				require.NoError(b, ev.Unmask(local))
+				require.NoError(b, c.SubscribeSuspend(ctx, dom, remote))
+			}
+			w, err := xs.Watch(ctx, "@releaseDomain")
+			require.NoError(b, err)
+			defer w.Close()
+			<-w.Events()
+			b.ReportAllocs()
+			for b.Loop() {
+				if evtchn {
+					require.NoError(b, ev.Notify(local))
+					_, err := ev.Wait(ctx)
+					require.NoError(b, err)
+					require.NoError(b, ev.Unmask(local))
+				} else {
+					require.NoError(b, xs.Write(ctx, path, []byte("suspend")))
+					for {
+						<-w.Events()
+						info, err := c.DomainInfo(ctx, dom)
+						require.NoError(b, err)
+						if info.Suspended() {
+							break
+						}
+					}
+				}
+				require.NoError(b, c.ResumeDomain(ctx, dom))
+				require.NoError(b, xs.Resume(ctx, uint32(dom)))
+			}
+		})
+	}
+}

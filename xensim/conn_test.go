@@ -164,3 +164,65 @@ func TestConnRestoreTarget(t *testing.T) {
 	require.NoError(t, c.Unpause(ctx, dom))
 	assert.Equal(t, GuestNone, h.Guest(dom).State(), "no kernel in empty memory")
 }
+
+// The libxc suspend event channel dance through domctl.Evtchn: bind,
+// consume the bind event, subscribe, notify, wait for the suspended
+// notification; then a Linux-convention cancel through the accessors.
+func TestConnSuspendEventChannelAndAccessors(t *testing.T) {
+	h := newTestHost(t, nil)
+	c := newConn(t, h)
+	ctx := testCtx(t)
+	g, err := h.CreateGuest(ctx, GuestConfig{Kind: PV32, Convention: ConventionLinux, SuspendEventChannel: true})
+	require.NoError(t, err)
+	dom := g.Domain()
+	xs, err := h.Store(0)
+	require.NoError(t, err)
+	defer xs.Close()
+	v, err := xs.Read(ctx, domPathOf(dom)+"/device/suspend/event-channel")
+	require.NoError(t, err)
+	var remote uint32
+	for _, ch := range string(v) {
+		remote = remote*10 + uint32(ch-'0')
+	}
+	ev, err := c.OpenEvtchn(ctx)
+	require.NoError(t, err)
+	defer ev.Close()
+	local, err := ev.BindInterdomain(ctx, dom, remote)
+	require.NoError(t, err)
+	p, err := ev.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, local, p)
+	require.NoError(t, ev.Unmask(p))
+	require.NoError(t, c.SubscribeSuspend(ctx, dom, remote))
+	require.NoError(t, ev.Notify(local))
+	p, err = ev.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, local, p)
+	require.NoError(t, ev.Unmask(p))
+	info, err := c.DomainInfo(ctx, dom)
+	require.NoError(t, err)
+	require.True(t, info.Suspended())
+
+	vc, err := c.VCPUContext(ctx, dom, 0, 4)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), vc.RAX())
+	assert.Equal(t, uint64(startInfoPFN), vc.RDX())
+	m, err := c.MapForeign(ctx, dom, domctl.ProtRead, []uint64{vc.RDX()})
+	require.NoError(t, err)
+	assert.Equal(t, "xen-3.0-x86_32p", string(m.Page(0)[:15]), "start_info.magic")
+	require.NoError(t, m.Close())
+	vc.SetRAX(1)
+	require.NoError(t, c.SetVCPUContext(ctx, dom, 0, vc))
+	require.NoError(t, c.ResumeDomain(ctx, dom))
+	require.NoError(t, g.WaitCounter(ctx, g.Counter()+2))
+	assert.Equal(t, int64(1), g.LastSuspendReturn())
+	assert.Equal(t, uint64(0), g.Reconnects())
+	assert.Zero(t, c.OpenMappings())
+
+	// A second suspend through the same channel.
+	require.NoError(t, ev.Notify(local))
+	p, err = ev.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, local, p)
+	assert.Equal(t, uint64(2), g.Suspends())
+}
