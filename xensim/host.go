@@ -2,8 +2,8 @@ package xensim
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 
@@ -38,8 +38,9 @@ type Host struct {
 	closeOnce sync.Once
 }
 
-// ErrClosed is returned by a Host after Close.
-var ErrClosed = errors.New("xensim: host closed")
+// ErrClosed is returned by a Host and its Backend after Close; it wraps
+// net.ErrClosed.
+var ErrClosed = fmt.Errorf("xensim: host closed: %w", net.ErrClosed)
 
 // NewHost boots a simulated host with dom0 and the embedded xenstored.
 func NewHost(cfg *Config) (*Host, error) {
@@ -84,7 +85,12 @@ func (h *Host) XenStore() *xenstoretest.Server { return h.xs }
 
 // Store returns a new xenstore client connected as domain dom (0: the
 // privileged toolstack). The caller closes it.
-func (h *Host) Store(dom uint32) (*xenstore.Client, error) { return h.xs.Client(dom) }
+func (h *Host) Store(dom uint32) (*xenstore.Client, error) {
+	if h.x.closed.Load() {
+		return nil, ErrClosed
+	}
+	return h.xs.Client(dom)
+}
 
 // Version returns the simulated Xen release.
 func (h *Host) Version() Version { return h.x.version }
@@ -112,6 +118,7 @@ func (h *Host) Guest(dom domctl.DomID) *Guest { return &Guest{h: h, dom: dom} }
 // Close stops every kernel, the xenstored and frees all guest memory.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
+		h.x.closed.Store(true)
 		h.x.mu.Lock()
 		var ks []*kernel
 		for _, d := range h.x.doms {
@@ -136,7 +143,7 @@ func (h *Host) Close() error {
 // introduces the domain to xenstored. CreateGuest calls it; a restore
 // target needs it before it is unpaused.
 func (h *Host) PrepareDomain(ctx context.Context, dom domctl.DomID, name string) error {
-	xs, err := h.xs.Client(0)
+	xs, err := h.Store(0)
 	if err != nil {
 		return fmt.Errorf("preparing domain %d: %w", dom, err)
 	}
@@ -187,6 +194,9 @@ func (h *Host) PrepareDomain(ctx context.Context, dom domctl.DomID, name string)
 // unpauses it, which starts its simulated kernel. It returns once the
 // kernel has connected to xenstore and advertised control/feature-suspend.
 func (h *Host) CreateGuest(ctx context.Context, cfg GuestConfig) (*Guest, error) {
+	if h.x.closed.Load() {
+		return nil, ErrClosed
+	}
 	if cfg.Pages == 0 {
 		cfg.Pages = 1024
 	}

@@ -73,21 +73,48 @@ type backend struct{ x *xen }
 
 var _ domctl.Backend = (*backend)(nil)
 
-func (b *backend) AllocBuffer(size int) ([]byte, error) { return b.x.bufs.alloc(size) }
-func (b *backend) FreeBuffer(buf []byte) error          { return b.x.bufs.free(buf) }
+func (b *backend) AllocBuffer(size int) ([]byte, error) {
+	if b.x.closed.Load() {
+		return nil, ErrClosed
+	}
+	return b.x.bufs.alloc(size)
+}
+
+func (b *backend) FreeBuffer(buf []byte) error {
+	if b.x.closed.Load() {
+		return nil // Close freed every buffer
+	}
+	return b.x.bufs.free(buf)
+}
 
 func (b *backend) MapForeign(dom domctl.DomID, prot domctl.Prot, gfns []uint64, errs []int32) ([]byte, error) {
+	if b.x.closed.Load() {
+		return nil, ErrClosed
+	}
 	return b.x.mapForeign(dom, prot, gfns, errs)
 }
 
-func (b *backend) UnmapForeign(mem []byte) error { return b.x.unmapForeign(mem) }
+func (b *backend) UnmapForeign(mem []byte) error {
+	if b.x.closed.Load() {
+		return nil // Close unmapped every mapping
+	}
+	return b.x.unmapForeign(mem)
+}
 
-func (b *backend) OpenEvtchn() (domctl.EvtchnDevice, error) { return b.x.openEvtchn(), nil }
+func (b *backend) OpenEvtchn() (domctl.EvtchnDevice, error) {
+	if b.x.closed.Load() {
+		return nil, ErrClosed
+	}
+	return b.x.openEvtchn(), nil
+}
 
 // Hypercall decodes and runs one hypercall made by dom0. Unknown
 // hypercalls and sub-ops fail with ENOSYS.
 func (b *backend) Hypercall(op uint64, args [5]uint64) (uint64, error) {
 	x := b.x
+	if x.closed.Load() {
+		return 0, ErrClosed
+	}
 	switch op {
 	case abi.HYPERVISOR_domctl:
 		return 0, x.domctl(args[0])

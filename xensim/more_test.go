@@ -2,6 +2,7 @@ package xensim
 
 import (
 	"encoding/binary"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -167,4 +168,8 @@ func TestCloseWithRunningGuestsAndMappings(t *testing.T) {
 	require.NoError(t, h.Close())
 	assert.Equal(t, GuestExited, g.State())
 	assert.Equal(t, uint64(0), g.Counter())
+	_, err = h.Backend().Hypercall(abi.HYPERVISOR_domctl, [5]uint64{})
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = h.CreateGuest(ctx, GuestConfig{})
+	require.ErrorIs(t, err, ErrClosed)
 }

@@ -2,6 +2,7 @@ package xensim
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
@@ -12,6 +13,7 @@ import (
 // the simulated kernels (guest.go) both call into it.
 type xen struct {
 	mu      sync.Mutex
+	closed  atomic.Bool
 	doms    map[domctl.DomID]*domain
 	version Version
 	limit   uint64 // physmap limit in frames for new domains
