@@ -231,7 +231,8 @@ func (r *Reader) nextBuffered() (Record, error) {
 		r.pendingSize += int64(len(rec.Body)) + int64(len(br.pages)) + 64
 		if m := r.opts.MaxCheckpointBytes; m > 0 && r.pendingSize > m {
 			err := &FormatError{Layer: r.layerOf(&rec), Record: recName(&rec), Offset: rec.Offset,
-				Err: errf(ErrCheckpointTooLarge, "%d bytes buffered, limit %d", r.pendingSize, m)}
+				Err: fmt.Errorf("%w: %w", ErrIncompleteCheckpoint,
+					errf(ErrCheckpointTooLarge, "%d bytes buffered, limit %d", r.pendingSize, m))}
 			r.pending, r.err = nil, err
 			return Record{}, err
 		}

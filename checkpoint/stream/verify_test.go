@@ -112,3 +112,13 @@ func findRecord(t *testing.T, b []byte, typ RecordType) int {
 	t.Fatalf("no %v record", typ)
 	return 0
 }
+
+// TestVerifyStreamV2RealFixtures runs the verifier on the fixtures derived
+// from real xl images, so the derivation keeps them valid.
+func TestVerifyStreamV2RealFixtures(t *testing.T) {
+	testutil.RequireFile(t, verifyStream, verifyFixHint)
+	for _, ri := range realImages {
+		out, err := runVerifier(t, "xl", filepath.Join("testdata", ri.file+".small"))
+		assert.NoError(t, err, "%s:\n%s", ri.file, out)
+	}
+}

@@ -156,13 +156,18 @@ func (w *Writer) record(typ uint32, parts ...[]byte) {
 // the domain's libxl_domain_config JSON (a NUL terminator is added). A nil
 // config writes no optional data. The libxl header must follow.
 func (w *Writer) WriteXLHeader(config []byte) error {
-	if w.err != nil {
-		return w.err
-	}
 	h := XLHeader{MandatoryFlags: XLMandatoryStreamV2, Config: config}
 	if config != nil {
 		h.MandatoryFlags |= XLMandatoryJSON
 	}
+	return w.writeXLHeader(h)
+}
+
+func (w *Writer) writeXLHeader(h XLHeader) error {
+	if w.err != nil {
+		return w.err
+	}
+	config := h.Config
 	if err := w.chk.xlHeader(&h); err != nil {
 		return w.fail(LayerXL, "xl header", err)
 	}
@@ -189,11 +194,12 @@ func (w *Writer) WriteXLHeader(config []byte) error {
 
 // WriteLibxlHeader writes the libxl stream header (version 2). It starts
 // the stream, or follows WriteXLHeader.
-func (w *Writer) WriteLibxlHeader() error {
+func (w *Writer) WriteLibxlHeader() error { return w.writeLibxlHeader(LibxlHeader{Version: 2}) }
+
+func (w *Writer) writeLibxlHeader(h LibxlHeader) error {
 	if w.err != nil {
 		return w.err
 	}
-	h := LibxlHeader{Version: 2}
 	if err := w.chk.libxlHeader(&h); err != nil {
 		return w.fail(LayerLibxl, "libxl header", err)
 	}
@@ -598,9 +604,9 @@ func (w *Writer) pageRecord(entries []uint64, nd int, pages [][]byte, data []byt
 func (w *Writer) CopyRecord(r *Reader, rec Record) error {
 	switch rec.Kind {
 	case KindXLHeader:
-		return w.WriteXLHeader(rec.XL.Config)
+		return w.writeXLHeader(rec.XL)
 	case KindLibxlHeader:
-		return w.WriteLibxlHeader()
+		return w.writeLibxlHeader(rec.Libxl)
 	case KindImageHeader:
 		if w.chk.st == stStart || w.chk.st == stImage {
 			w.ver = rec.Image.Version

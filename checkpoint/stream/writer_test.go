@@ -1,0 +1,101 @@
+package stream
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// vecRecorder is a BuffersWriter that remembers which buffers it was given.
+type vecRecorder struct {
+	bytes.Buffer
+	calls int
+	bases map[*byte]bool
+}
+
+func (v *vecRecorder) WriteBuffers(bufs net.Buffers) (int64, error) {
+	v.calls++
+	for _, b := range bufs {
+		if len(b) > 0 {
+			v.bases[unsafe.SliceData(b)] = true
+		}
+	}
+	return bufs.WriteTo(&v.Buffer)
+}
+
+// TestVectoredPageData checks that page slices reach a BuffersWriter as the
+// caller's own memory (no copy), and that the bytes equal those of the
+// copying path.
+func TestVectoredPageData(t *testing.T) {
+	entries := []uint64{PFNEntry(0, PageNoTab), PFNEntry(1, PageXTab), PFNEntry(2, PageNoTab)}
+	pages := [][]byte{page(0, 0), page(2, 0)}
+	contig := append(page(0, 1), page(2, 1)...)
+	write := func(dst io.Writer) {
+		w := NewWriter(dst, nil)
+		require.NoError(t, w.WriteImageHeader())
+		require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
+		require.NoError(t, w.WriteStaticDataEnd())
+		require.NoError(t, w.WritePageData(entries, pages))
+		require.NoError(t, w.WritePageDataContiguous(entries, contig))
+		require.NoError(t, w.WriteHVMContext([]byte{1}))
+		require.NoError(t, w.WriteEnd())
+	}
+	var plain bytes.Buffer
+	write(&plain)
+	v := &vecRecorder{bases: map[*byte]bool{}}
+	write(v)
+	assert.Equal(t, plain.Bytes(), v.Bytes())
+	assert.Equal(t, 2, v.calls, "one vectored write per PAGE_DATA record")
+	for i, p := range pages {
+		assert.True(t, v.bases[unsafe.SliceData(p)], "page %d was copied", i)
+	}
+	assert.True(t, v.bases[unsafe.SliceData(contig)], "contiguous pages were copied")
+
+	// net.Conn destinations take the vectored path too.
+	c1, c2 := net.Pipe()
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(c2)
+		done <- b
+	}()
+	write(c1)
+	require.NoError(t, c1.Close())
+	assert.Equal(t, plain.Bytes(), <-done)
+}
+
+// shortWriter accepts at most n bytes in total, then fails.
+type shortWriter struct{ n int }
+
+func (s *shortWriter) Write(p []byte) (int, error) {
+	if len(p) > s.n {
+		k := s.n
+		s.n = 0
+		return k, io.ErrClosedPipe
+	}
+	s.n -= len(p)
+	return len(p), nil
+}
+
+func TestWriterErrorsAreSticky(t *testing.T) {
+	w := NewWriter(&shortWriter{n: 100}, nil)
+	require.NoError(t, w.WriteImageHeader())
+	require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
+	require.NoError(t, w.WriteStaticDataEnd())
+	big := make([]byte, 2<<20)
+	err := w.WritePageDataContiguous(make([]uint64, 512), big)
+	assert.ErrorIs(t, err, io.ErrClosedPipe)
+	assert.ErrorIs(t, w.WriteHVMContext([]byte{1}), io.ErrClosedPipe)
+	assert.ErrorIs(t, w.Flush(), io.ErrClosedPipe)
+}
+
+func TestWriterOffset(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, nil)
+	writeImage(t, w, images["xl-pv"])
+	assert.Equal(t, int64(buf.Len()), w.Offset())
+}
