@@ -41,6 +41,9 @@ type Device struct {
 	// buffers are locked anonymous memory, as libxencall does.
 	hypercall *os.File
 
+	// batch issues one MMAPBATCH_V2; tests replace it.
+	batch func(dom uint16, mem []byte, gfns []uint64, errs []int32) error
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -59,6 +62,7 @@ func Open() (*Device, error) {
 		return nil, fmt.Errorf("opening privcmd: %w", err)
 	}
 	d := &Device{privcmd: pc}
+	d.batch = d.mmapBatch
 	hc, err := os.OpenFile(hypercallPath, os.O_RDWR|syscall.O_CLOEXEC, 0)
 	switch {
 	case err == nil:
@@ -188,7 +192,7 @@ func (d *Device) MapForeign(dom uint16, prot int, gfns []uint64, errs []int32) (
 	if merr != nil {
 		return nil, fmt.Errorf("mmap privcmd: %w", merr)
 	}
-	err = d.mmapBatch(dom, mem, gfns, errs)
+	err = d.batch(dom, mem, gfns, errs)
 	if errors.Is(err, syscall.ENOENT) {
 		err = d.retryPaged(dom, mem, gfns, errs)
 	}
@@ -215,7 +219,11 @@ func (d *Device) mmapBatch(dom uint16, mem []byte, gfns []uint64, errs []int32) 
 // -ENOENT until none is left or enoentRetryFor passes. Running out of time
 // is not an error: those frames keep -ENOENT in errs.
 func (d *Device) retryPaged(dom uint16, mem []byte, gfns []uint64, errs []int32) error {
-	deadline := time.Now().Add(enoentRetryFor)
+	return d.retryPagedFor(dom, mem, gfns, errs, enoentRetryFor)
+}
+
+func (d *Device) retryPagedFor(dom uint16, mem []byte, gfns []uint64, errs []int32, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
 	enoent := -int32(syscall.ENOENT)
 	for time.Now().Before(deadline) {
 		time.Sleep(enoentRetryDelay)
@@ -229,7 +237,7 @@ func (d *Device) retryPaged(dom uint16, mem []byte, gfns []uint64, errs []int32)
 			for j < len(gfns) && errs[j] == enoent {
 				j++
 			}
-			err := d.mmapBatch(dom, mem[i*pageSize:j*pageSize], gfns[i:j], errs[i:j])
+			err := d.batch(dom, mem[i*pageSize:j*pageSize], gfns[i:j], errs[i:j])
 			if err != nil && !errors.Is(err, syscall.ENOENT) {
 				return err
 			}
@@ -288,11 +296,19 @@ func (e *Evtchn) Read(ctx context.Context, p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { e.f.SetReadDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		e.f.SetReadDeadline(time.Unix(1, 0)) // wake the Read now
+		close(fired)
+	})
 	n, err := e.f.Read(p)
-	if !stop() || ctx.Err() != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = ctx.Err()
+	if !stop() {
+		<-fired // the deadline is set; clear it only after that
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = ctx.Err()
+		if err == nil { // the poller's deadline beat ctx's timer
+			err = context.DeadlineExceeded
 		}
 	}
 	e.f.SetReadDeadline(time.Time{})
