@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/magic"
 	"github.com/xenckpt/xenckpt/xenstore"
 )
 
@@ -296,6 +297,9 @@ func (k *kernel) run() {
 		k.returned(false)
 	} else {
 		k.needConnect = true
+		if k.convention() == ConventionSeed {
+			k.advertiseSeed()
+		}
 	}
 	tick := time.Duration(0)
 	if v, ok := d.headerLE64(hTickNs); ok {
@@ -348,6 +352,49 @@ func (k *kernel) run() {
 			}
 		}
 	}
+}
+
+// width is the guest's word size for start_info: 4 for PV32, else 8.
+func (k *kernel) width() int {
+	if Kind(k.d.headerLE32(hKind)) == PV32 {
+		return 4
+	}
+	return 8
+}
+
+// startInfo reads the start_info page (frame 1).
+func (k *kernel) startInfo() (magic.StartInfo, error) {
+	var si magic.StartInfo
+	err := errNoMemory
+	k.d.mem.with(func(all []byte) {
+		si, err = magic.DecodeStartInfo(all[startInfoPFN*PageSize:(startInfoPFN+1)*PageSize], k.width())
+	})
+	return si, err
+}
+
+var errNoMemory = errors.New("guest memory is gone")
+
+// advertiseSeed adds the seed protocol's capability token to
+// start_info.magic[], as a seed kernel does at boot.
+func (k *kernel) advertiseSeed() {
+	d := k.d
+	d.exec.Lock()
+	defer d.exec.Unlock()
+	si, err := k.startInfo()
+	if err != nil {
+		return
+	}
+	m, err := si.ParseMagic()
+	if err != nil || m.SuspendCancel {
+		return
+	}
+	m.SuspendCancel = true
+	b, err := m.Format()
+	if err != nil {
+		return
+	}
+	d.mem.with(func(all []byte) { copy(all[startInfoPFN*PageSize:], b[:]) })
+	d.markDirty(startInfoPFN)
 }
 
 func (k *kernel) gone() bool {
@@ -566,6 +613,14 @@ func (k *kernel) returned(sameDomain bool) {
 			k.state.Store(int32(GuestBroken))
 		}
 		return
+	}
+	// A new domain: re-read start_info (PV); a guest whose start_info
+	// did not survive cannot find its xenstore ring.
+	if !d.hvm {
+		if si, err := k.startInfo(); err != nil || si.StoreMFN != storePFN {
+			k.state.Store(int32(GuestBroken))
+			return
+		}
 	}
 	r, _ := d.headerLE64(hReconnects)
 	d.putHeaderLE64(hReconnects, r+1)

@@ -267,7 +267,9 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 	if cfg.Kind == PV32 {
 		platform, width = magic.PlatformX86_32P, 4
 	}
-	mg := magic.Magic{Major: 3, Minor: 0, Platform: platform, SuspendCancel: cfg.Convention == ConventionSeed}
+	// The builder writes the plain guest type; a seed kernel adds its
+	// capability token when it boots (kernel.advertiseSeed).
+	mg := magic.Magic{Major: 3, Minor: 0, Platform: platform}
 	si := magic.StartInfo{
 		Magic:       mg.String(),
 		NrPages:     cfg.Pages,

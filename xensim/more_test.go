@@ -13,6 +13,7 @@ import (
 
 	"github.com/xenckpt/xenckpt/domctl"
 	"github.com/xenckpt/xenckpt/internal/abi"
+	"github.com/xenckpt/xenckpt/magic"
 )
 
 func TestRemoteShutdownAndVIRQ(t *testing.T) {
@@ -172,4 +173,28 @@ func TestCloseWithRunningGuestsAndMappings(t *testing.T) {
 	require.ErrorIs(t, err, net.ErrClosed)
 	_, err = h.CreateGuest(ctx, GuestConfig{})
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestSeedKernelAdvertisesInMagic(t *testing.T) {
+	h := newTestHost(t, nil)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		cfg  GuestConfig
+		want string
+	}{
+		{GuestConfig{Convention: ConventionSeed}, "xen-3.0-x86_64 sc"},
+		{GuestConfig{Convention: ConventionSeed, Kind: PV32}, "xen-3.0-x86_32p sc"},
+		{GuestConfig{Convention: ConventionLinux}, "xen-3.0-x86_64"},
+		{GuestConfig{Convention: ConventionLegacy, Kind: PV32}, "xen-3.0-x86_32p"},
+	} {
+		g, err := h.CreateGuest(ctx, tc.cfg)
+		require.NoError(t, err)
+		m, err := h.Backend().MapForeign(g.Domain(), domctl.ProtRead, []uint64{startInfoPFN}, make([]int32, 1))
+		require.NoError(t, err)
+		mg, err := magic.Parse(m[:magic.MagicSize])
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, mg.String())
+		assert.Equal(t, tc.cfg.Convention == ConventionSeed, mg.SuspendCancel)
+		require.NoError(t, h.Backend().UnmapForeign(m))
+	}
 }
