@@ -34,7 +34,6 @@ type checker struct {
 	width     uint8
 
 	seenSDE, seenPVInfo, seenVCPU0, seenHVMContext bool
-	checkpoint                                     bool // inside a checkpointed stream: a CHECKPOINT has been seen
 }
 
 func newChecker(maxPFN uint64, checkpoints bool) checker {
@@ -286,7 +285,6 @@ func (c *checker) libxcBody(t RecordType, b []byte) error {
 			return err
 		}
 		if t == RecCheckpoint {
-			c.checkpoint = true
 			if c.outer != LayerLibxc {
 				c.st = stLibxlCkpt
 			}

@@ -176,6 +176,15 @@ func (r *Reader) Offset() int64 { return r.off }
 // libxl CHECKPOINT_END when there is a libxl layer) Next has returned.
 func (r *Reader) Checkpoints() int { return r.complete }
 
+// Buffered returns the bytes the Reader has read from the underlying reader
+// but not consumed. After Next has returned io.EOF these are the bytes that
+// followed the stream (xl migrate's handshake, for example), which the
+// caller must read from here before reading the underlying reader again.
+func (r *Reader) Buffered() io.Reader {
+	b, _ := r.br.Peek(r.br.Buffered())
+	return bytes.NewReader(b)
+}
+
 // DomainType returns the domain type from the domain header, or zero before
 // it has been read.
 func (r *Reader) DomainType() DomainType { return r.chk.dom }

@@ -88,6 +88,9 @@ func TestRealImages(t *testing.T) {
 			}
 			assert.Equal(t, ri.records, names)
 			assert.Equal(t, ri.tail, string(b[r.Offset():]), "bytes after the stream")
+			rest, err := io.ReadAll(r.Buffered())
+			require.NoError(t, err)
+			assert.Equal(t, ri.tail, string(rest), "Buffered after the stream")
 			// Xen's bytes survive read → write unchanged.
 			assert.True(t, bytes.Equal(b[:r.Offset()], rewrite(t, b, nil)), "rewrite differs")
 		})
