@@ -175,6 +175,10 @@ func (e *evtchnDev) Ioctl(req uint32, arg []byte) (int, error) {
 		}
 		x.mu.Lock()
 		d0 := x.doms[0]
+		if d0 == nil {
+			x.mu.Unlock()
+			return 0, ErrClosed
+		}
 		p := d0.allocPortLocked()
 		p.state = portVIRQ
 		p.dev = e
@@ -201,6 +205,10 @@ func (e *evtchnDev) Ioctl(req uint32, arg []byte) (int, error) {
 			return 0, errEINVAL
 		}
 		d0 := x.doms[0]
+		if d0 == nil {
+			x.mu.Unlock()
+			return 0, ErrClosed
+		}
 		lp := d0.allocPortLocked()
 		lp.state = portInterdomain
 		lp.remoteDom = rd.id
@@ -224,7 +232,9 @@ func (e *evtchnDev) Ioctl(req uint32, arg []byte) (int, error) {
 			return 0, err
 		}
 		x.mu.Lock()
-		x.doms[0].ports[port].dev = e
+		if d0 := x.doms[0]; d0 != nil && d0.ports[port] != nil {
+			d0.ports[port].dev = e
+		}
 		x.mu.Unlock()
 		e.addPort(port)
 		return int(port), nil
@@ -249,6 +259,9 @@ func (e *evtchnDev) Ioctl(req uint32, arg []byte) (int, error) {
 		x.mu.Lock()
 		d0 := x.doms[0]
 		x.mu.Unlock()
+		if d0 == nil {
+			return 0, ErrClosed
+		}
 		x.send(d0, a.Port)
 		return 0, nil
 	}
