@@ -25,6 +25,11 @@ type Backend interface {
 	// AllocBuffer returns zeroed, page-aligned memory of at least size
 	// bytes that the hypervisor may read and write while a hypercall runs
 	// (on Linux: an mmap of /dev/xen/hypercall, never the Go heap).
+	// Conn writes the addresses of other buffers (guest handles) into
+	// buffers, so the memory must stay where it is until FreeBuffer;
+	// non-heap memory (an mmap) also keeps checkptr quiet under -race.
+	// Conn keeps a few single-page buffers for reuse and frees them on
+	// Close.
 	AllocBuffer(size int) ([]byte, error)
 	// FreeBuffer releases memory returned by AllocBuffer.
 	FreeBuffer(buf []byte) error

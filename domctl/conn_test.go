@@ -603,3 +603,21 @@ func TestOpErrorFormat(t *testing.T) {
 	err = &domctl.OpError{Op: domctl.OpCapabilities, Domain: domctl.DomIDInvalid, Err: syscall.EPERM}
 	assert.Equal(t, "xen_version capabilities: operation not permitted", err.Error())
 }
+
+func TestEnableLogDirtyRetriesAfterOff(t *testing.T) {
+	var ops []uint32
+	c, _ := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		p := abi.DomctlPayload[abi.DomctlShadowOp](domctlIn(args, mem))
+		ops = append(ops, p.Op)
+		if len(ops) == 1 {
+			return 0, syscall.EINVAL // already enabled
+		}
+		return 0, nil
+	})
+	require.NoError(t, c.EnableLogDirty(context.Background(), 3))
+	assert.Equal(t, []uint32{abi.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, abi.XEN_DOMCTL_SHADOW_OP_OFF, abi.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY}, ops)
+
+	ops = nil
+	c2, _ := newConn(t, func(uint64, [5]uint64, func(uint64, int) []byte) (uint64, error) { return 0, syscall.ESRCH })
+	assert.ErrorIs(t, c2.EnableLogDirty(context.Background(), 3), domctl.ErrNoDomain)
+}

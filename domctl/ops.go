@@ -354,9 +354,19 @@ func (c *Conn) shadowOp(ctx context.Context, dom DomID, op, mode uint32, bitmap 
 	return st, nil
 }
 
-// EnableLogDirty is XEN_DOMCTL_shadow_op ENABLE_LOGDIRTY.
+// EnableLogDirty is XEN_DOMCTL_shadow_op ENABLE_LOGDIRTY. Xen has no way
+// to ask whether log-dirty is already on (say, left over from a save that
+// crashed), so when enabling fails with EINVAL or EBUSY it turns log-dirty
+// off and enables it once more, as libxc's save does.
 func (c *Conn) EnableLogDirty(ctx context.Context, dom DomID) error {
 	_, err := c.shadowOp(ctx, dom, abi.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, nil)
+	if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.EBUSY) {
+		return err
+	}
+	if _, offErr := c.shadowOp(ctx, dom, abi.XEN_DOMCTL_SHADOW_OP_OFF, 0, nil); offErr != nil {
+		return err
+	}
+	_, err = c.shadowOp(ctx, dom, abi.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, nil)
 	return err
 }
 
