@@ -81,9 +81,29 @@
 //
 // # Negotiation
 //
-// Negotiate merges the magic[] token, the ELF note, the guest's xenstore
-// feature keys and the caller's override into one Decision. See Negotiate
-// for the precedence rules.
+// Negotiate merges what is known about a guest (Sources) into one
+// Decision: the Convention that cancels its suspend, the value a cancel
+// writes into vCPU0's eax/rax (CancelValue: seed 0, upstream 1), the
+// deciding Source and every claim. Each source claims at most one
+// convention:
+//
+//	source                               claims
+//	control/feature-suspend-cancel "1"   upstream   (key defined here)
+//	control/feature-suspend-cancel "seed" seed
+//	control/feature-suspend-cancel "0"   none
+//	magic[] token "sc"                   seed
+//	XEN_ELFNOTE_SUSPEND_CANCEL != 0      upstream
+//	control/feature-suspend, a zero note, a magic[] without "sc"
+//	or one that does not parse           nothing (listed in Details)
+//
+// Claims must agree; otherwise the result is a *ConflictError naming them
+// all. The caller's Override wins only if no claim contradicts it; with
+// Force it wins anyway and the contradicting claims are listed in
+// Decision.Overruled. With no claim and no override the answer is
+// ConventionNone (slow resume or refusal, the caller's choice): a
+// convention is never guessed, because writing the wrong value makes the
+// guest take the wrong path (XEN-NOTES §0.1: an upstream guest handed 0
+// reconnects to xenstore with stale frame numbers).
 //
 // # Errors
 //
