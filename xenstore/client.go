@@ -1,6 +1,7 @@
 package xenstore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -100,10 +101,13 @@ func (c *Client) Close() error {
 
 func (c *Client) readLoop() {
 	limit := c.cfg.maxReply()
+	// One read syscall usually brings header and payload, and several
+	// pipelined replies at once.
+	br := bufio.NewReaderSize(c.rwc, 16<<10)
 	var err error
 	for {
 		var m *wire.Msg
-		m, err = wire.ReadMsg(c.rwc, limit)
+		m, err = wire.ReadMsg(br, limit)
 		if err != nil {
 			break
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 )
@@ -47,8 +46,10 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 
 // DialSocket connects to xenstored's unix socket at path.
 func DialSocket(ctx context.Context, path string, cfg *Config) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	if err := ctx.Err(); err != nil {
+		return nil, newOpError(OpDial, path, err)
+	}
+	conn, err := dialUnix(path) // connect(2) on a unix socket does not block
 	if err != nil {
 		return nil, newOpError(OpDial, path, err)
 	}

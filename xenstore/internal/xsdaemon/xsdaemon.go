@@ -164,7 +164,7 @@ func (d *Daemon) start(tb testing.TB, cmd *exec.Cmd) {
 		tb.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		tb.Fatalf("starting %s: %v", cmd.Path, err)

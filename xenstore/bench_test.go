@@ -1,0 +1,133 @@
+package xenstore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xenckpt/xenckpt/internal/testutil"
+	"github.com/xenckpt/xenckpt/xenstore"
+	"github.com/xenckpt/xenckpt/xenstore/internal/xsdaemon"
+)
+
+const (
+	benchKeys      = 1000 // rotating keys, as in the C benchmark
+	benchPipelined = 8    // goroutines sharing one Client
+)
+
+// BenchmarkVsC compares the Go client with libxenstore (testdata/xsbench.c)
+// on one real cxenstored in the same run and placement. For each operation
+// it times b.N operations three ways: the C client (one synchronous
+// caller), the Go client with one synchronous caller (this is ns/op), and
+// the Go client with 8 goroutines pipelining on one connection. It reports
+// each as ops/s and the ratios Go/C; compare ratios, not absolute numbers,
+// because the machine is shared and noisy.
+func BenchmarkVsC(b *testing.B) {
+	testutil.RequireFile(b, "/usr/include/xenstore.h", "apt-get install libxen-dev")
+	d := xsdaemon.StartCXenstored(b)
+	cbin := xsdaemon.BuildC(b, "xsbench", "-lxenstore")
+	ctx := context.Background()
+	c, err := xenstore.DialSocket(ctx, d.Socket, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+
+	for _, op := range []string{"read", "write", "txn"} {
+		b.Run(op, func(b *testing.B) {
+			n := b.N
+			b.StopTimer()
+			cTime := runCBench(b, cbin, d.Socket, op, n, "/bench/c/"+op)
+
+			prefix := "/bench/go/" + op
+			if op == "read" {
+				for i := range benchKeys {
+					if err := c.Write(ctx, key(prefix, i), value(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StartTimer()
+			start := time.Now()
+			for i := range n {
+				benchOp(b, c, op, prefix, i)
+			}
+			syncTime := time.Since(start)
+			b.StopTimer()
+
+			start = time.Now()
+			var wg sync.WaitGroup
+			for g := range benchPipelined {
+				wg.Go(func() {
+					p := prefix
+					if op != "read" {
+						p = fmt.Sprintf("%s/g%d", prefix, g) // no conflicts between goroutines
+					}
+					for i := g; i < n; i += benchPipelined {
+						benchOp(b, c, op, p, i)
+					}
+				})
+			}
+			wg.Wait()
+			pipeTime := time.Since(start)
+
+			ops := float64(n)
+			b.ReportMetric(ops/cTime.Seconds(), "c-ops/s")
+			b.ReportMetric(ops/syncTime.Seconds(), "go-sync-ops/s")
+			b.ReportMetric(ops/pipeTime.Seconds(), "go-pipelined-ops/s")
+			b.ReportMetric(float64(cTime)/float64(syncTime), "sync-ratio")
+			b.ReportMetric(float64(cTime)/float64(pipeTime), "pipelined-ratio")
+		})
+	}
+}
+
+func key(prefix string, i int) string { return prefix + "/k" + strconv.Itoa(i%benchKeys) }
+
+func value(i int) []byte { return []byte("value-" + strconv.Itoa(i%benchKeys)) }
+
+func benchOp(b *testing.B, c *xenstore.Client, op, prefix string, i int) {
+	ctx := context.Background()
+	switch op {
+	case "read":
+		v, err := c.Read(ctx, key(prefix, i))
+		if err != nil || !bytes.Equal(v, value(i)) {
+			b.Errorf("read %s = %q, %v", key(prefix, i), v, err)
+		}
+	case "write":
+		if err := c.Write(ctx, key(prefix, i), value(i)); err != nil {
+			b.Error(err)
+		}
+	case "txn":
+		err := c.Transaction(ctx, func(tx *xenstore.Tx) error {
+			return tx.Write(ctx, key(prefix, i), []byte("t"))
+		})
+		if err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// runCBench runs the C benchmark for n operations and returns the
+// duration of its timed loop, as it measured it.
+func runCBench(b *testing.B, bin, sock, op string, n int, prefix string) time.Duration {
+	cmd := exec.Command(bin, op, strconv.Itoa(n), strconv.Itoa(benchKeys), prefix)
+	cmd.Env = append(os.Environ(), "XENSTORED_PATH="+sock)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("xsbench %s: %v: %s", op, err, stderr.String())
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		b.Fatalf("xsbench output %q: %v", out, err)
+	}
+	return time.Duration(max(ns, 1))
+}
