@@ -139,12 +139,21 @@ func (d *Device) AllocBuffer(size int) ([]byte, error) {
 		}); err != nil {
 			return nil, err
 		}
-		if merr != nil {
-			return nil, fmt.Errorf("mmap %s: %w", hypercallPath, merr)
+		if merr == nil {
+			clear(mem)
+			return mem, nil
 		}
-		clear(mem)
-		return mem, nil
+		// Some kernels cap each open of the device at a few pages (the
+		// privcmd-buf "limit" parameter); fall back to locked anonymous
+		// memory, which Xen can also use.
 	}
+	return allocLocked(n)
+}
+
+// allocLocked returns n bytes of locked anonymous memory that a fork does
+// not inherit, every page touched: libxencall's buffers when
+// /dev/xen/hypercall is missing.
+func allocLocked(n int) ([]byte, error) {
 	mem, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_LOCKED)
 	if err != nil {
