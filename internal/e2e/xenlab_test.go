@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,8 +58,15 @@ func TestXenLab(t *testing.T) {
 	ctx := t.Context()
 	start := time.Now()
 
+	// QEMU's whole run, then the payload's share of it (lab.go's default:
+	// 3 minutes less), then go test's own timeout inside dom0, so that the
+	// innermost limit fires first and names the test that hung.
+	timeout := 20 * time.Minute
+	if mode == "full" {
+		timeout = 35 * time.Minute
+	}
 	payload := filepath.Join(work, "payload")
-	buildPayload(ctx, t, payload, mode)
+	buildPayload(ctx, t, payload, mode, timeout-4*time.Minute)
 
 	cfg := &Config{
 		Work:       work,
@@ -67,11 +75,8 @@ func TestXenLab(t *testing.T) {
 		Export:     mode == "full",
 		RequireAll: testutil.InCI(),
 		Accel:      os.Getenv("XENCKPT_LAB_ACCEL"),
-		Timeout:    12 * time.Minute,
+		Timeout:    timeout,
 		Logf:       t.Logf,
-	}
-	if mode == "full" {
-		cfg.Timeout = 25 * time.Minute
 	}
 	files, err := Build(ctx, cfg)
 	require.NoError(t, err, "building the lab")
@@ -119,25 +124,32 @@ func TestXenLab(t *testing.T) {
 
 // buildPayload builds the in-dom0 test binary (static, tagged) and, when
 // the module has one, the CLI, plus the run script dom0 executes.
-func buildPayload(ctx context.Context, t *testing.T, dir, mode string) {
+func buildPayload(ctx context.Context, t *testing.T, dir, mode string, testTimeout time.Duration) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	goBuild := func(step, dir string, args ...string) {
+	goBuild := func(step, dir string, args ...string) error {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(cctx, "go", args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "step %s: go %s:\n%s", step, strings.Join(args, " "), out)
+		if err != nil {
+			return fmt.Errorf("step %s: go %s: %w\n%s", step, strings.Join(args, " "), err, out)
+		}
+		return nil
 	}
-	goBuild("vet payload", ".", "vet", "-tags", payloadTag, "./indom0")
-	goBuild("build payload", ".", "test", "-c", "-tags", payloadTag, "-o", filepath.Join(dir, "indom0.test"), "./indom0")
+	require.NoError(t, goBuild("vet payload", ".", "vet", "-tags", payloadTag, "./indom0"))
+	require.NoError(t, goBuild("build payload", ".", "test", "-c", "-tags", payloadTag, "-o", filepath.Join(dir, "indom0.test"), "./indom0"))
 	// The CLI is built in the main module, with its own go.mod and go.sum.
 	if hasMain("../../cmd/xenckpt") {
-		goBuild("build cli", "../..", "build", "-o", filepath.Join(dir, "xenckpt"), "./cmd/xenckpt")
+		// A broken CLI fails the test but does not hide the rest of the
+		// lab's results.
+		if err := goBuild("build cli", "../..", "build", "-o", filepath.Join(dir, "xenckpt"), "./cmd/xenckpt"); err != nil {
+			t.Error(err)
+		}
 	}
-	flags := "-test.v -test.timeout=20m"
+	flags := fmt.Sprintf("-test.v -test.timeout=%ds", int(testTimeout.Seconds()))
 	if mode == "short" {
 		flags += " -test.short"
 	}

@@ -195,13 +195,18 @@ func ensureGuest(tb testing.TB, typ string) guest {
 	tb.Helper()
 	g := guest{Type: typ, Name: "domU-" + typ}
 	if g.exists(tb.Context()) {
+		if g.mark() == 0 {
+			// Created by an earlier test that gave up waiting: it may
+			// still be booting.
+			g.waitTick(tb, 0, 8*time.Minute)
+		}
 		return g
 	}
 	m := g.mark()
 	_, d := mustXL(tb, 3*time.Minute, "create", g.cfg())
 	recordTiming(tb, "xl", "create", typ, d)
 	start := time.Now()
-	g.waitTick(tb, m, 4*time.Minute)
+	g.waitTick(tb, m, 8*time.Minute)
 	recordTiming(tb, "xl", "create-to-first-tick", typ, d+time.Since(start))
 	return g
 }
