@@ -155,9 +155,10 @@ func (m *guestMem) page(gfn uint64) []byte {
 	return m.all[off : off+PageSize : off+PageSize]
 }
 
-// discard releases the backing of one page (decrease_reservation).
-func (m *guestMem) discard(gfn uint64) {
-	_ = unix.Fallocate(m.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(gfn<<pageShift), PageSize)
+// allocate backs n frames from gfn with memory (best effort: without it
+// the frames are allocated on first touch).
+func (m *guestMem) allocate(gfn, n uint64) {
+	_ = unix.Fallocate(m.fd, 0, int64(gfn<<pageShift), int64(n<<pageShift))
 }
 
 // with runs fn on the whole physmap unless the memory is gone; it

@@ -27,6 +27,16 @@ func (x *xen) populate(id domctl.DomID, gfns []uint64) (int, error) {
 	if d.dying {
 		return 0, errEINVAL
 	}
+	// Back new frames with memory now, as Xen allocates at populate time,
+	// so that neither the guest nor a snapshot pays for it later.
+	var runStart, runLen uint64
+	flush := func() {
+		if runLen > 0 {
+			d.mem.allocate(runStart, runLen)
+		}
+		runLen = 0
+	}
+	defer flush()
 	for i, gfn := range gfns {
 		if gfn >= d.mem.limit {
 			return i, nil
@@ -42,6 +52,12 @@ func (x *xen) populate(id domctl.DomID, gfns []uint64) (int, error) {
 		d.totPages++
 		if gfn > d.maxGPFN {
 			d.maxGPFN = gfn
+		}
+		if runLen > 0 && gfn == runStart+runLen {
+			runLen++
+		} else {
+			flush()
+			runStart, runLen = gfn, 1
 		}
 	}
 	return len(gfns), nil
