@@ -73,11 +73,18 @@
 // Frame 0 holds the kernel header: the magic "XSIMKRN1", kernel id, Kind,
 // Convention, Behaviour, flags, dirty rate, a counter incremented every
 // tick, reconnect and suspend counts, the last suspend return value and a
-// "suspending" state word. Frame 1 holds start_info (magic[] is
-// "xen-3.0-x86_64" or "xen-3.0-x86_32p", with the seed "sc" token for
-// seed guests; PVH guests get a start_info-format page too). Frames 2 and 3
-// are the store and console frames; frames 4 and up are data pages the
-// kernel dirties at its configured rate.
+// "suspending" state word. Frame 1 holds start_info: the builder writes
+// the guest type into magic[] ("xen-3.0-x86_64" or "xen-3.0-x86_32p"), and
+// a seed kernel appends the "sc" capability token when it first boots (PVH
+// guests get a start_info-format page too). Frames 2 and 3 are the store
+// and console frames; frames 4 and up are data pages the kernel dirties at
+// its configured rate. All frames are backed by memory when populated.
+//
+// A kernel that returns from its suspend call in a new domain re-reads
+// start_info (PV) and, if store_mfn is not where it left it, ends up
+// GuestBroken; otherwise it reconnects to xenstore (Reconnects counts it),
+// re-advertises control/feature-suspend and, if configured, allocates a
+// new suspend event channel.
 //
 // The boot ROM: whenever a domain becomes runnable (unpause, resumedomain)
 // and no kernel runs in it, the simulator looks at frame 0; if it holds a
