@@ -1,0 +1,402 @@
+package checkpoint_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/checkpoint"
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/magic"
+	"github.com/xenckpt/xenckpt/xensim"
+)
+
+var (
+	kinds       = []xensim.Kind{xensim.PV64, xensim.PV32, xensim.PVH}
+	conventions = []xensim.Convention{xensim.ConventionSeed, xensim.ConventionLinux, xensim.ConventionLegacy}
+)
+
+// optsFor adds what a toolstack knows about a PVH seed guest: its magic[]
+// is not reachable from dom0 (no start_info pointer in its registers), so
+// the convention comes from the caller.
+func optsFor(k xensim.Kind, conv xensim.Convention) checkpoint.ResumeOptions {
+	o := resumeOpts(conv)
+	if k == xensim.PVH && conv == xensim.ConventionSeed {
+		o.Convention = magic.ConventionSeed
+	}
+	return o
+}
+
+// TestCheckpointConventions: after a checkpoint every guest continues in
+// the same domain; seed guests see 0, Linux guests 1, legacy guests take
+// the slow resume (they see 0 and reconnect).
+func TestCheckpointConventions(t *testing.T) {
+	forEachGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, conv xensim.Convention) {
+		ctx := testCtx(t)
+		before := g.Counter()
+		reconnects := g.Reconnects()
+		var img bytes.Buffer
+		res, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		require.NoError(t, err)
+		assert.Positive(t, img.Len())
+		assert.EqualValues(t, 64, res.Pages)
+		assert.Equal(t, uint64(1), g.Suspends())
+		e.requireRunning(t, g)
+		assert.GreaterOrEqual(t, g.Counter(), before)
+		switch conv {
+		case xensim.ConventionSeed:
+			assert.Equal(t, magic.ConventionSeed, res.Convention)
+			assert.EqualValues(t, 0, g.LastSuspendReturn())
+			assert.Equal(t, reconnects, g.Reconnects())
+		case xensim.ConventionLinux:
+			assert.Equal(t, magic.ConventionUpstream, res.Convention)
+			assert.EqualValues(t, 1, g.LastSuspendReturn())
+			assert.Equal(t, reconnects, g.Reconnects())
+		case xensim.ConventionLegacy:
+			assert.Equal(t, magic.ConventionNone, res.Convention)
+			assert.EqualValues(t, 0, g.LastSuspendReturn())
+			assert.Equal(t, reconnects+1, g.Reconnects())
+		}
+		assert.Equal(t, xensim.GuestRunning, g.State())
+		// A second checkpoint works too: XS_RESUME re-armed @releaseDomain.
+		_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(2), g.Suspends())
+		e.requireRunning(t, g)
+	})
+}
+
+// forEachGuest runs f in parallel subtests on a fresh host with a running
+// guest of every kind and convention.
+func forEachGuest(t *testing.T, f func(*testing.T, *env, *xensim.Guest, xensim.Kind, xensim.Convention)) {
+	for _, k := range kinds {
+		for _, conv := range conventions {
+			t.Run(k.String()+"/"+conv.String(), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, nil)
+				f(t, e, e.guest(t, xensim.GuestConfig{Kind: k, Convention: conv}), k, conv)
+			})
+		}
+	}
+}
+
+// TestLegacyWithoutSlowResume: a guest with no convention is refused with
+// ErrNotCancellable and, since it had to be suspended to find out, brought
+// back with the slow resume anyway.
+func TestLegacyWithoutSlowResume(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Convention: xensim.ConventionLegacy})
+	_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+	require.ErrorIs(t, err, checkpoint.ErrNotCancellable)
+	e.requireRunning(t, g)
+}
+
+// TestRestoreConventions: a checkpoint image restores into a new domain
+// whose guest continues from the snapshot (same kernel, counter carried
+// over) and sees the restore value of its convention.
+func TestRestoreConventions(t *testing.T) {
+	forEachGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, conv xensim.Convention) {
+		ctx := testCtx(t)
+		var img bytes.Buffer
+		_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		require.NoError(t, err)
+		snapCounter := g.Counter()
+		dom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), &checkpoint.RestoreOptions{Resume: optsFor(k, conv)})
+		require.NoError(t, err)
+		require.NotEqual(t, g.Domain(), dom)
+		r := e.host.Guest(dom)
+		assert.Equal(t, g.ID(), r.ID(), "same kernel")
+		require.NoError(t, r.WaitConnected(ctx))
+		e.requireRunning(t, r)
+		assert.Equal(t, xensim.GuestRunning, r.State())
+		if conv == xensim.ConventionSeed {
+			assert.Positive(t, r.LastSuspendReturn())
+		} else {
+			assert.EqualValues(t, 0, r.LastSuspendReturn())
+		}
+		assert.Positive(t, r.Reconnects())
+		// The original keeps running too (it was a checkpoint).
+		e.requireRunning(t, g)
+		assert.GreaterOrEqual(t, g.Counter(), snapCounter)
+	})
+}
+
+// TestRestoreMemoryEqualsSnapshot: every page of a restored (paused)
+// domain equals the page in the image, byte for byte.
+func TestRestoreMemoryEqualsSnapshot(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Pages: 256, DirtyRate: 5000})
+	ctx := testCtx(t)
+	var img bytes.Buffer
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &img, nil)
+	require.NoError(t, err)
+	pages := imagePages(t, img.Bytes())
+	require.Len(t, pages, 256)
+	dom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), &checkpoint.RestoreOptions{Paused: true})
+	require.NoError(t, err)
+	gfns := make([]uint64, 0, len(pages))
+	for pfn := range pages {
+		gfns = append(gfns, pfn)
+	}
+	m, err := e.hv.MapForeign(ctx, dom, domctl.ProtRead, gfns)
+	require.NoError(t, err)
+	defer m.Close()
+	mem := m.Bytes()
+	for i, pfn := range gfns {
+		if pfn == simStartInfoPFN {
+			// Restore gives the guest a new store event channel in its
+			// start_info, as libxc's process_start_info does.
+			continue
+		}
+		if !bytes.Equal(pages[pfn], mem[i*4096:(i+1)*4096]) {
+			t.Fatalf("pfn %d differs after restore", pfn)
+		}
+	}
+	info, err := e.hv.DomainInfo(ctx, dom)
+	require.NoError(t, err)
+	assert.True(t, info.Paused())
+}
+
+// simStartInfoPFN is where xensim's PV guests keep start_info.
+const simStartInfoPFN = 1
+
+// TestSaveThenRestore: Save destroys the source only after the image is
+// on disk; the restored guest continues.
+func TestSaveThenRestore(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{})
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "guest.xl")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	_, err = e.c.Save(ctx, g.Domain(), f, nil)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	assert.Empty(t, e.domains(), "source destroyed")
+	counter := g.Counter()
+
+	f, err = os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	dom, err := e.c.Restore(ctx, f, nil)
+	require.NoError(t, err)
+	r := e.host.Guest(dom)
+	require.NoError(t, r.WaitCounter(ctx, counter+5))
+	e.requireRunning(t, r)
+}
+
+// TestSaveWriteFailureResumes: a failing writer leaves the guest running.
+func TestSaveWriteFailureResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{})
+	_, err := e.c.Save(testCtx(t), g.Domain(), &failWriter{after: 50 << 10}, nil)
+	require.ErrorIs(t, err, errDiskFull)
+	e.requireRunning(t, g)
+	assert.EqualValues(t, 0, g.LastSuspendReturn(), "seed guest saw the cancel value")
+}
+
+var errDiskFull = errors.New("disk full")
+
+type failWriter struct{ n, after int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.n+len(p) > w.after {
+		return 0, errDiskFull
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+// TestBadGuests: each misbehaviour gives its typed error and leaves the
+// domain running and unpaused (or gone, for the guest that disappears).
+func TestBadGuests(t *testing.T) {
+	cases := []struct {
+		name string
+		b    xensim.Behaviour
+		want error
+	}{
+		{"never-ack", xensim.NeverAcknowledge, checkpoint.ErrNotAcknowledged},
+		{"ack-only", xensim.AcknowledgeOnly, checkpoint.ErrNotSuspended},
+		{"disappear", xensim.Disappear, checkpoint.ErrDomainGone},
+	}
+	for _, tc := range cases {
+		for _, evtchn := range []bool{false, true} {
+			name := tc.name
+			if evtchn {
+				name += "/evtchn"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, nil)
+				g := e.guest(t, xensim.GuestConfig{Behaviour: tc.b, SuspendEventChannel: evtchn})
+				_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+				want := tc.want
+				if evtchn && tc.b == xensim.NeverAcknowledge {
+					// An event-channel notification has no acknowledgement:
+					// a guest that ignores it simply never suspends.
+					want = checkpoint.ErrNotSuspended
+				}
+				require.ErrorIs(t, err, want)
+				if tc.b == xensim.Disappear {
+					assert.Empty(t, e.domains())
+					return
+				}
+				e.requireRunning(t, g)
+				if !evtchn {
+					v, err := e.xs.Read(testCtx(t), "/local/domain/"+itoa(g.Domain())+"/control/shutdown")
+					require.NoError(t, err)
+					assert.Empty(t, string(v), "request withdrawn")
+				}
+			})
+		}
+	}
+	t.Run("crash", func(t *testing.T) {
+		e := newEnv(t, nil)
+		g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.CrashOnSuspend})
+		_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+		var se *checkpoint.ShutdownError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, domctl.ShutdownCrash, se.Reason)
+		assert.Equal(t, g.Domain(), se.Domain)
+	})
+	t.Run("corrupt-return", func(t *testing.T) {
+		// The toolstack cannot see a guest mishandle the value it wrote;
+		// the checkpoint itself succeeds and the guest runs on.
+		e := newEnv(t, nil)
+		g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.CorruptReturn})
+		_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+		require.NoError(t, err)
+		e.requireRunning(t, g)
+	})
+	t.Run("feature-suspend-0", func(t *testing.T) {
+		e := newEnv(t, nil)
+		g := e.guest(t, xensim.GuestConfig{})
+		ctx := testCtx(t)
+		require.NoError(t, e.xs.Write(ctx, "/local/domain/"+itoa(g.Domain())+"/control/feature-suspend", []byte("0")))
+		_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+		require.ErrorIs(t, err, checkpoint.ErrSuspendUnsupported)
+		assert.Zero(t, g.Suspends())
+		e.requireRunning(t, g)
+	})
+}
+
+// TestBusy: a second operation on a domain is refused, not interleaved.
+func TestBusy(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.NeverAcknowledge})
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	var firstErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		close(started)
+		_, firstErr = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	}()
+	<-started
+	var err error
+	for range 100 { // until the first one holds the lock
+		if _, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil); errors.Is(err, checkpoint.ErrBusy) {
+			break
+		}
+	}
+	require.ErrorIs(t, err, checkpoint.ErrBusy)
+	wg.Wait()
+	require.ErrorIs(t, firstErr, checkpoint.ErrNotAcknowledged)
+}
+
+// TestSuspendEventChannel: the guest's suspend event channel is used, under
+// the lock file, which is removed afterwards.
+func TestSuspendEventChannel(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{SuspendEventChannel: true})
+	ctx := testCtx(t)
+	for range 3 {
+		_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, uint64(3), g.Suspends())
+	e.requireRunning(t, g)
+	ents, err := os.ReadDir(e.cfg.LockDir)
+	require.NoError(t, err)
+	assert.Empty(t, ents, "lock file released")
+	// control/shutdown was never used.
+	v, err := e.xs.Read(ctx, "/local/domain/"+itoa(g.Domain())+"/control/shutdown")
+	require.NoError(t, err)
+	assert.Empty(t, string(v))
+}
+
+// TestSuspendEventChannelLocked: another holder of the lock file makes the
+// operation fail with ErrBusy before the guest is touched.
+func TestSuspendEventChannelLocked(t *testing.T) {
+	if !lockingWorks {
+		t.Skip("no fcntl locks on this platform")
+	}
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{SuspendEventChannel: true})
+	release := holdLock(t, filepath.Join(e.cfg.LockDir, "suspend-evtchn-"+itoa(g.Domain())+".lock"))
+	defer release()
+	_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+	require.ErrorIs(t, err, checkpoint.ErrBusy)
+	assert.Zero(t, g.Suspends())
+	e.requireRunning(t, g)
+}
+
+// TestResumeNotSuspended: Resume refuses a running domain.
+func TestResumeNotSuspended(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{})
+	_, err := e.c.Resume(testCtx(t), g.Domain(), nil)
+	require.ErrorIs(t, err, checkpoint.ErrNotSuspended)
+	e.requireRunning(t, g)
+}
+
+// TestSuspendResume: the two halves by hand.
+func TestSuspendResume(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Convention: xensim.ConventionLinux})
+	ctx := testCtx(t)
+	require.NoError(t, e.c.Suspend(ctx, g.Domain()))
+	info, err := e.hv.DomainInfo(ctx, g.Domain())
+	require.NoError(t, err)
+	require.True(t, info.Suspended())
+	_, err = e.c.Resume(ctx, g.Domain(), nil)
+	require.ErrorIs(t, err, checkpoint.ErrNotCancellable, "no evidence for a Linux guest without its ELF note")
+	conv, err := e.c.Resume(ctx, g.Domain(), &checkpoint.ResumeOptions{Notes: &magic.Notes{SuspendCancel: 1}})
+	require.NoError(t, err)
+	assert.Equal(t, magic.ConventionUpstream, conv)
+	e.requireRunning(t, g)
+	assert.EqualValues(t, 1, g.LastSuspendReturn())
+}
+
+// TestLiveCheckpointDirtyGuest: a live checkpoint of a guest dirtying
+// memory runs precopy rounds and reports progress.
+func TestLiveCheckpointDirtyGuest(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Pages: 2048, DirtyRate: 20000})
+	var events []checkpoint.Progress
+	res, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{
+		Live: true, MaxDowntime: -1, DirtyPageThreshold: 1, MaxIterations: 3,
+		Progress: func(p checkpoint.Progress) { events = append(events, p) },
+	})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, res.Pages, uint64(2048))
+	assert.Positive(t, res.Rounds)
+	require.NotEmpty(t, events)
+	assert.Equal(t, checkpoint.PhaseDone, events[len(events)-1].Phase)
+	var phases []checkpoint.Phase
+	for _, ev := range events {
+		phases = append(phases, ev.Phase)
+	}
+	assert.Contains(t, phases, checkpoint.PhasePrecopy)
+	assert.Contains(t, phases, checkpoint.PhaseSuspended)
+	assert.Contains(t, phases, checkpoint.PhaseResumed)
+	e.requireRunning(t, g)
+}

@@ -1,0 +1,72 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/magic"
+)
+
+// startInfo reads the start_info page of a suspended PV guest: the guest
+// passed its frame in the third hypercall argument, which sits in vCPU0's
+// rdx/edx (XEN-NOTES §1.5).
+func (c *Controller) startInfo(ctx context.Context, dom domctl.DomID, width int) (magic.StartInfo, uint64, error) {
+	vc, err := c.hv.VCPUContext(ctx, dom, 0, width)
+	if err != nil {
+		return magic.StartInfo{}, 0, fmt.Errorf("getting vCPU 0 context: %w", err)
+	}
+	frame := vc.RDX()
+	mp, err := mapFrames(ctx, c.hv, dom, domctl.ProtRead, []uint64{frame})
+	if err != nil {
+		return magic.StartInfo{}, frame, fmt.Errorf("mapping start_info frame %#x: %w", frame, err)
+	}
+	defer mp.Close()
+	si, err := magic.DecodeStartInfo(mp.Bytes(), width)
+	if err != nil {
+		return si, frame, fmt.Errorf("decoding start_info at frame %#x: %w", frame, err)
+	}
+	return si, frame, nil
+}
+
+// convention decides how to cancel dom's suspend with magic.Negotiate over
+// the caller's override, the magic[] token (PV start_info), the ELF notes
+// the caller passed and the guest's xenstore feature keys.
+func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo, o *ResumeOptions) (magic.Convention, error) {
+	src := magic.Sources{Notes: o.Notes, Override: o.Convention, Force: o.Force}
+	if !info.HVM() {
+		width, err := c.guestWidth(ctx, dom, info)
+		if err != nil {
+			return 0, err
+		}
+		si, _, err := c.startInfo(ctx, dom, width)
+		if err != nil {
+			return 0, err
+		}
+		src.Magic = si.Magic
+	}
+	if path, err := c.xs.GetDomainPath(ctx, uint32(dom)); err == nil {
+		if v, err := c.xs.Read(ctx, path+"/"+magic.XenstoreFeatureSuspend); err == nil {
+			src.FeatureSuspend = string(v)
+		}
+		if v, err := c.xs.Read(ctx, path+"/"+magic.XenstoreFeatureSuspendCancel); err == nil {
+			src.FeatureSuspendCancel = string(v)
+		}
+	}
+	d, err := magic.Negotiate(src)
+	if err != nil {
+		return 0, fmt.Errorf("negotiating cancel convention: %w", err)
+	}
+	c.log.DebugContext(ctx, "negotiated cancel convention", "domain", dom, "decision", d.String())
+	return d.Convention, nil
+}
+
+// slowResumeFixup prepares a PV guest without a cancel convention for
+// resumedomain the way xc_domain_resume_any does as far as this interface
+// allows: the guest sees 0 from its suspend hypercall and reconnects as
+// after a restore. (The p2m translation of start_info's store and console
+// frames is the identity on guests whose pfn equals their gfn, which is
+// every guest this package restores.)
+func (c *Controller) slowResumeFixup(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) error {
+	return c.setReturn(ctx, dom, info, 0, false)
+}

@@ -1,0 +1,86 @@
+// Package checkpoint checkpoints, saves, restores, migrates and replicates
+// Xen guest domains. It finds out how a guest can cancel a suspend, asks it
+// to suspend, snapshots its memory (all at once, or live with log-dirty
+// precopy rounds) into Xen's migration stream (package stream), and then
+// either cancels the suspend so the original keeps running (a checkpoint)
+// or completes the operation (destroying the source of a save or a
+// migration only once the image is safe or the receiver holds the domain).
+// Whatever fails after the guest suspended, the guest is resumed.
+//
+// # Operations
+//
+// A Controller runs every operation on one hypervisor connection
+// (Hypervisor, implemented by *domctl.Conn) and one xenstore client (Store,
+// implemented by *xenstore.Client):
+//
+//   - Suspend and Resume: the two halves of a checkpoint, by hand.
+//   - Checkpoint: image to an io.Writer, then cancel the suspend.
+//   - Save: image to an io.Writer (synced if it is an *os.File), then
+//     destroy the domain.
+//   - Restore: build a new domain from an image (xl, libxl or libxc
+//     format) and unpause it.
+//   - Migrate and Receive: the two ends of a migration over any
+//     io.ReadWriter (TCP, an SSH pipe), with a handshake that destroys the
+//     source only after the receiver reports a complete domain.
+//   - Remus and RemusBackup: a checkpoint every interval as a checkpointed
+//     stream; the backup applies complete checkpoints only and fails over
+//     to the last one when the stream breaks.
+//
+// # The suspend handshake
+//
+// As libxl does it: when the guest publishes device/suspend/event-channel
+// the Controller takes the lock file <LockDir>/suspend-evtchn-<domid>.lock,
+// binds and subscribes the channel and notifies it; otherwise it writes
+// control/shutdown="suspend" and waits for the acknowledgement (any other
+// value, or the node's removal). An unacknowledged request is withdrawn in
+// a transaction, where a last-moment acknowledgement still wins. Then it
+// waits for SHUTDOWN_suspend on @releaseDomain (or the event channel) and
+// getdomaininfo. Config holds the timeouts (60 s each by default, as
+// libxl), and a ctx cancels any wait. A guest whose
+// control/feature-suspend is not "1" is refused at once.
+//
+// # Cancel conventions
+//
+// Two conventions exist for telling a guest its suspend was cancelled, and
+// both are implemented; the package magic decides which one a guest
+// follows (ResumeOptions: caller override, ELF notes, the magic[] token of
+// the start_info page):
+//
+//   - seed (Keir Fraser, 2006): the guest advertises "sc" in
+//     start_info.magic[]; cancel writes 0 into vCPU0's eax/rax, a restore
+//     leaves a positive value.
+//   - upstream (Linux, XEN_ELFNOTE_SUSPEND_CANCEL): cancel writes 1; a
+//     restored guest sees 0.
+//   - neither: the slow resume (the guest sees 0 and reconnects as after a
+//     restore) when ResumeOptions.SlowResume allows it, else
+//     ErrNotCancellable.
+//
+// The value goes into vCPU0's context at the guest's width for PV guests,
+// and into the rax of vCPU0's CPU record of the HVM context for HVM and
+// PVH guests (skipped, as in libxc, when HVM_PARAM_CALLBACK_IRQ is 0).
+// Resumedomain and XS_RESUME follow, so that the next suspend's
+// @releaseDomain fires.
+//
+// # Concurrency
+//
+// A Controller is safe for concurrent use. Operations on different domains
+// run in parallel; a second operation on a busy domain fails with ErrBusy.
+// Hooks and Progress callbacks run synchronously on the operation's
+// goroutine.
+//
+// # Errors
+//
+// Every operation returns an *OpError naming the operation and domain. It
+// wraps the cause, and cleanup failures are collected with it
+// (go-multierror), so errors.Is works for each: ErrNotAcknowledged,
+// ErrNotSuspended, ErrDomainGone, ErrBusy, ErrNotCancellable,
+// ErrSuspendUnsupported, ErrAlreadySuspended, ErrRemote, ErrProtocol,
+// ErrNoCheckpoint, *ShutdownError (errors.As; carries the reason), and
+// context errors.
+//
+// # Testing without Xen
+//
+// The tests and examples run on xensim, a simulated hypervisor behind the
+// same byte-level domctl backend as the real privcmd one, with its embedded
+// xenstored and simulated guests of every convention and misbehaviour.
+package checkpoint

@@ -1,0 +1,461 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/xenckpt/xenckpt/checkpoint/stream"
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/magic"
+	"github.com/xenckpt/xenckpt/xenstore"
+)
+
+// RestoreOptions configure a restore. The zero value (or nil) restores
+// and unpauses the domain.
+type RestoreOptions struct {
+	// Paused leaves the restored domain paused (the caller unpauses it).
+	Paused bool
+	// Resume is used to decide the guest's convention, so a seed-protocol
+	// guest sees a positive return value (restored) rather than 0
+	// (cancelled). SlowResume is ignored.
+	Resume ResumeOptions
+	// MaxVCPUs and MaxMemKB override the domain config of the image (or
+	// supply it when the image has none). Zero means the image's.
+	MaxVCPUs uint32
+	MaxMemKB uint64
+	// Name is the restored domain's xenstore name; empty means the name in
+	// the image's domain config, else "restored-<domid>".
+	Name string
+	// Progress, if set, receives progress events synchronously.
+	Progress func(Progress)
+}
+
+// seedRestoreValue is what a seed-protocol guest finds in eax after a
+// restore: positive ("+ve == restore").
+const seedRestoreValue = 1
+
+// restorer builds a domain from a stream.
+type restorer struct {
+	c    *Controller
+	o    RestoreOptions
+	r    *stream.Reader
+	dom  domctl.DomID
+	made bool
+
+	cfg    domainConfig
+	hasCfg bool
+	hvm    bool
+	width  int
+
+	populated map[uint64]struct{}
+	gfns      []uint64
+	st        domainState
+	pages     uint64
+	bytes     uint64
+}
+
+func (c *Controller) newRestorer(r io.Reader, opts *RestoreOptions, mode stream.CheckpointMode) *restorer {
+	rs := &restorer{c: c, populated: make(map[uint64]struct{}), width: 8}
+	if opts != nil {
+		rs.o = *opts
+	}
+	rs.r = stream.NewReader(r, &stream.ReaderOptions{Checkpoints: mode})
+	return rs
+}
+
+// Restore reads an image (xl, libxl or libxc format) from r, builds a new
+// domain from it and unpauses it (unless opts.Paused). A failure at any
+// point destroys whatever was built; nothing half-restored remains.
+func (c *Controller) Restore(ctx context.Context, r io.Reader, opts *RestoreOptions) (domctl.DomID, error) {
+	rs := c.newRestorer(r, opts, stream.CheckpointsRefused)
+	err := rs.readAll(ctx)
+	if err == nil {
+		err = rs.finish(ctx, !rs.o.Paused)
+	}
+	if err != nil {
+		return 0, newOpError(OpRestore, rs.dom, rs.abort(ctx, err))
+	}
+	return rs.dom, nil
+}
+
+// abort destroys a half-built domain, collecting the cleanup error with
+// the cause.
+func (rs *restorer) abort(ctx context.Context, cause error) error {
+	if !rs.made {
+		return cause
+	}
+	var merr *multierror.Error
+	merr = multierror.Append(merr, cause)
+	bg := context.WithoutCancel(ctx)
+	if err := rs.c.hv.DestroyDomain(bg, rs.dom); err != nil && !isGone(err) {
+		merr = multierror.Append(merr, fmt.Errorf("destroying half-restored domain %d: %w", rs.dom, err))
+	}
+	rs.made = false
+	return merr.ErrorOrNil()
+}
+
+// readAll applies records until the end of the stream.
+func (rs *restorer) readAll(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := rs.r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading image: %w", err)
+		}
+		if err := rs.apply(ctx, rec); err != nil {
+			return err
+		}
+	}
+}
+
+// apply handles one record. It reports whether the record ended a
+// checkpoint.
+func (rs *restorer) apply(ctx context.Context, rec stream.Record) error {
+	switch rec.Kind {
+	case stream.KindXLHeader:
+		if len(rec.XL.Config) > 0 {
+			if err := json.Unmarshal(rec.XL.Config, &rs.cfg); err != nil {
+				return fmt.Errorf("decoding domain config in xl header: %w", err)
+			}
+			rs.hasCfg = true
+		}
+	case stream.KindDomainHeader:
+		rs.hvm = rec.Domain.Type == stream.DomainTypeHVM
+		rs.st.HVM = rs.hvm
+	case stream.KindLibxc:
+		return rs.applyLibxc(ctx, rec)
+	}
+	return nil
+}
+
+func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
+	switch rec.Type {
+	case stream.RecX86PVInfo:
+		pi, err := rec.X86PVInfo()
+		if err != nil {
+			return err
+		}
+		rs.width = int(pi.GuestWidth)
+	case stream.RecStaticDataEnd:
+		return rs.create(ctx)
+	case stream.RecPageData:
+		if err := rs.create(ctx); err != nil {
+			return err
+		}
+		return rs.loadPages(ctx, rec)
+	case stream.RecX86TSCInfo:
+		t, err := rec.TSCInfo()
+		if err != nil {
+			return err
+		}
+		rs.st.TSC = domctl.TSCInfo{Mode: t.Mode, GTSCKHz: t.KHz, ElapsedNsec: t.Nsec, Incarnation: t.Incarnation}
+	case stream.RecSharedInfo:
+		rs.st.SharedInfo = append(rs.st.SharedInfo[:0], rec.Body...)
+	case stream.RecX86PVVCPUBasic:
+		v, err := rec.VCPU()
+		if err != nil {
+			return err
+		}
+		if len(v.Context) > 0 {
+			rs.setVCPU(v.ID, append([]byte(nil), v.Context...))
+		}
+	case stream.RecHVMContext:
+		rs.st.HVMContext = append(rs.st.HVMContext[:0], rec.Body...)
+	case stream.RecHVMParams:
+		ps, err := rec.HVMParams()
+		if err != nil {
+			return err
+		}
+		rs.st.HVMParams = rs.st.HVMParams[:0]
+		for _, p := range ps {
+			rs.st.HVMParams = append(rs.st.HVMParams, hvmParam{Index: p.Index, Value: p.Value})
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) setVCPU(id uint32, ctx []byte) {
+	for i := range rs.st.VCPUs {
+		if rs.st.VCPUs[i].ID == id {
+			rs.st.VCPUs[i].Ctx = ctx
+			return
+		}
+	}
+	rs.st.VCPUs = append(rs.st.VCPUs, vcpuState{ID: id, Ctx: ctx})
+}
+
+// create makes the target domain, once.
+func (rs *restorer) create(ctx context.Context) error {
+	if rs.made {
+		return nil
+	}
+	cc := domctl.CreateConfig{HVM: rs.hvm, MaxVCPUs: rs.cfg.BInfo.MaxVCPUs, MaxMemKB: rs.cfg.BInfo.MaxMemKB}
+	if !rs.hvm {
+		cc.AddressSize = rs.width * 8
+	}
+	if h, ok := parseUUID(rs.cfg.CInfo.UUID); ok {
+		cc.Handle = h
+	}
+	if rs.o.MaxVCPUs != 0 {
+		cc.MaxVCPUs = rs.o.MaxVCPUs
+	}
+	if rs.o.MaxMemKB != 0 {
+		cc.MaxMemKB = rs.o.MaxMemKB
+	}
+	dom, err := rs.c.hv.CreateDomain(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("creating domain: %w", err)
+	}
+	rs.dom, rs.made = dom, true
+	rs.c.log.DebugContext(ctx, "created restore target", "domain", dom, "hvm", rs.hvm)
+	return nil
+}
+
+// loadPages populates the frames of one PAGE_DATA record and copies its
+// data into them.
+func (rs *restorer) loadPages(ctx context.Context, rec stream.Record) error {
+	rs.gfns = rs.gfns[:0]
+	var fresh []uint64
+	for _, e := range rec.PFNs {
+		t := stream.EntryType(e)
+		pfn := stream.EntryPFN(e)
+		if t == stream.PageXTab || t == stream.PageBroken {
+			continue
+		}
+		if _, ok := rs.populated[pfn]; !ok {
+			fresh = append(fresh, pfn)
+			rs.populated[pfn] = struct{}{}
+		}
+		if t.HasData() {
+			rs.gfns = append(rs.gfns, pfn)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := rs.c.hv.PopulatePhysmap(ctx, rs.dom, fresh); err != nil {
+			return fmt.Errorf("populating %d frames: %w", len(fresh), err)
+		}
+	}
+	rs.pages += uint64(len(rec.PFNs))
+	if len(rs.gfns) == 0 {
+		return nil
+	}
+	mp, err := mapFrames(ctx, rs.c.hv, rs.dom, domctl.ProtWrite, rs.gfns)
+	if err != nil {
+		return fmt.Errorf("mapping %d frames for writing: %w", len(rs.gfns), err)
+	}
+	// Straight from the stream into the guest.
+	err = rs.r.ReadPagesContiguous(mp.Bytes()[:len(rs.gfns)*pageSize])
+	if cerr := mp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("unmapping restored frames: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("reading page data: %w", err)
+	}
+	rs.bytes += uint64(len(rs.gfns)) * pageSize
+	if rs.o.Progress != nil {
+		rs.o.Progress(Progress{Domain: rs.dom, Phase: PhaseRestore, Pages: rs.pages, Bytes: rs.bytes})
+	}
+	return nil
+}
+
+// loadState applies the register and platform state gathered so far.
+func (rs *restorer) loadState(ctx context.Context) error {
+	hv, dom := rs.c.hv, rs.dom
+	if err := hv.SetTSCInfo(ctx, dom, rs.st.TSC); err != nil {
+		return fmt.Errorf("setting TSC info: %w", err)
+	}
+	if rs.hvm {
+		if len(rs.st.HVMContext) == 0 {
+			return fmt.Errorf("%w: image has no HVM context", stream.ErrMissing)
+		}
+		for _, p := range rs.st.HVMParams {
+			if err := hv.SetHVMParam(ctx, dom, uint32(p.Index), p.Value); err != nil {
+				return fmt.Errorf("setting HVM param %d: %w", p.Index, err)
+			}
+		}
+		if err := hv.SetHVMContext(ctx, dom, rs.st.HVMContext); err != nil {
+			return fmt.Errorf("setting HVM context: %w", err)
+		}
+		return nil
+	}
+	if len(rs.st.VCPUs) == 0 {
+		return fmt.Errorf("%w: image has no vCPU 0 state", stream.ErrMissing)
+	}
+	for _, v := range rs.st.VCPUs {
+		vc, err := domctl.NewVCPUContext(rs.width, v.Ctx)
+		if err != nil {
+			return fmt.Errorf("vCPU %d context: %w", v.ID, err)
+		}
+		if err := hv.SetVCPUContext(ctx, dom, v.ID, vc); err != nil {
+			return fmt.Errorf("setting vCPU %d context: %w", v.ID, err)
+		}
+	}
+	if len(rs.st.SharedInfo) > 0 {
+		info, err := hv.DomainInfo(ctx, dom)
+		if err != nil {
+			return fmt.Errorf("getting domain info: %w", err)
+		}
+		mp, err := mapFrames(ctx, hv, dom, domctl.ProtWrite, []uint64{info.SharedInfoFrame})
+		if err != nil {
+			return fmt.Errorf("mapping shared info: %w", err)
+		}
+		copy(mp.Bytes(), rs.st.SharedInfo)
+		if err := mp.Close(); err != nil {
+			return fmt.Errorf("unmapping shared info: %w", err)
+		}
+	}
+	return nil
+}
+
+// finish loads the state, sets the convention's restore value, connects
+// the domain to xenstore and (if run) unpauses it.
+func (rs *restorer) finish(ctx context.Context, run bool) error {
+	if !rs.made {
+		return fmt.Errorf("%w: image holds no memory", stream.ErrMissing)
+	}
+	if err := rs.loadState(ctx); err != nil {
+		return err
+	}
+	info, err := rs.c.hv.DomainInfo(ctx, rs.dom)
+	if err != nil {
+		return fmt.Errorf("getting domain info: %w", err)
+	}
+	conv, err := rs.c.convention(ctx, rs.dom, info, &rs.o.Resume)
+	if err != nil {
+		return err
+	}
+	if conv == magic.ConventionSeed {
+		if err := rs.c.setReturn(ctx, rs.dom, info, seedRestoreValue, true); err != nil {
+			return err
+		}
+	}
+	if err := rs.introduce(ctx, info); err != nil {
+		return err
+	}
+	if err := rs.c.cfg.Hooks.PostRestore(ctx, rs.dom); err != nil {
+		return fmt.Errorf("post-restore hook: %w", err)
+	}
+	if run {
+		if err := rs.c.hv.Unpause(ctx, rs.dom); err != nil {
+			return fmt.Errorf("unpausing restored domain: %w", err)
+		}
+	}
+	return nil
+}
+
+// introduce gives the restored guest a xenstore connection: a fresh event
+// channel for the store ring, recorded where the guest looks for it
+// (start_info for PV, HVM_PARAM_STORE_EVTCHN for HVM), then
+// XS_INTRODUCE.
+func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error {
+	hv, dom := rs.c.hv, rs.dom
+	port, err := hv.AllocUnboundEvtchn(ctx, dom, 0)
+	if err != nil {
+		return fmt.Errorf("allocating store event channel: %w", err)
+	}
+	var storeFrame uint64
+	if rs.hvm {
+		if storeFrame, err = hv.HVMParam(ctx, dom, hvmParamStorePFN); err != nil {
+			return fmt.Errorf("getting store pfn: %w", err)
+		}
+		if err := hv.SetHVMParam(ctx, dom, hvmParamStoreEvtchn, uint64(port)); err != nil {
+			return fmt.Errorf("setting store event channel: %w", err)
+		}
+	} else {
+		if storeFrame, err = rs.c.updateStartInfo(ctx, dom, rs.width, port); err != nil {
+			return err
+		}
+	}
+	if err := rs.writeNodes(ctx); err != nil {
+		return err
+	}
+	if err := rs.c.xs.Introduce(ctx, uint32(dom), storeFrame, port); err != nil {
+		return fmt.Errorf("introducing domain to xenstore: %w", err)
+	}
+	return nil
+}
+
+// updateStartInfo writes the new store event channel into the restored PV
+// guest's start_info (as libxc's process_start_info does) and returns the
+// store frame.
+func (c *Controller) updateStartInfo(ctx context.Context, dom domctl.DomID, width int, port uint32) (uint64, error) {
+	vc, err := c.hv.VCPUContext(ctx, dom, 0, width)
+	if err != nil {
+		return 0, fmt.Errorf("getting vCPU 0 context: %w", err)
+	}
+	frame := vc.RDX()
+	mp, err := mapFrames(ctx, c.hv, dom, domctl.ProtReadWrite, []uint64{frame})
+	if err != nil {
+		return 0, fmt.Errorf("mapping start_info frame %#x: %w", frame, err)
+	}
+	defer mp.Close()
+	si, err := magic.DecodeStartInfo(mp.Bytes(), width)
+	if err != nil {
+		return 0, fmt.Errorf("decoding start_info: %w", err)
+	}
+	si.StoreEvtchn = port
+	if err := si.EncodeTo(mp.Bytes(), width); err != nil {
+		return 0, fmt.Errorf("encoding start_info: %w", err)
+	}
+	return si.StoreMFN, nil
+}
+
+// writeNodes creates the domain's xenstore directory as libxl does at
+// domain creation: read-only identity nodes, and the nodes the guest
+// writes (control/, device/suspend/, data/) owned by the guest.
+func (rs *restorer) writeNodes(ctx context.Context) error {
+	id := uint32(rs.dom)
+	p, err := rs.c.xs.GetDomainPath(ctx, id)
+	if err != nil {
+		return fmt.Errorf("getting domain path: %w", err)
+	}
+	name := rs.o.Name
+	if name == "" {
+		name = rs.cfg.CInfo.Name
+	}
+	if name == "" {
+		name = "restored-" + strconv.Itoa(int(id))
+	}
+	ro := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: id, Access: xenstore.AccessRead}}
+	rw := []xenstore.Perm{{Dom: id, Access: xenstore.AccessNone}}
+	nodes := []struct {
+		path, value string
+		perms       []xenstore.Perm
+	}{
+		{p, "", ro},
+		{p + "/name", name, ro},
+		{p + "/domid", strconv.Itoa(int(id)), ro},
+		{p + "/control", "", ro},
+		{p + "/control/shutdown", "", rw},
+		{p + "/control/feature-suspend", "", rw},
+		{p + "/device", "", rw},
+		{p + "/device/suspend", "", rw},
+		{p + "/device/suspend/event-channel", "", rw},
+		{p + "/data", "", rw},
+	}
+	err = rs.c.xs.Transaction(ctx, func(tx *xenstore.Tx) error {
+		for _, n := range nodes {
+			if err := tx.Write(ctx, n.path, []byte(n.value)); err != nil {
+				return err
+			}
+			if err := tx.SetPerms(ctx, n.path, n.perms); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("writing xenstore nodes of domain %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,405 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/xenstore"
+)
+
+// The xenstore nodes of the suspend protocol, relative to the domain path.
+const (
+	nodeShutdown       = "control/shutdown"
+	nodeFeatureSuspend = "control/feature-suspend"
+	nodeSuspendEvtchn  = "device/suspend/event-channel"
+	releaseDomainWatch = "@releaseDomain"
+)
+
+// isGone reports an error meaning the domain no longer exists.
+func isGone(err error) bool {
+	return errors.Is(err, domctl.ErrNoDomain) || errors.Is(err, syscall.ESRCH)
+}
+
+// suspender asks one domain to suspend, as many times as the operation
+// needs (once for a save, every epoch for Remus). It holds the suspend
+// event channel, when the guest has one, for its whole life.
+type suspender struct {
+	c       *Controller
+	dom     domctl.DomID
+	domPath string
+
+	ev        *domctl.Evtchn // nil: use control/shutdown
+	localPort uint32
+	lock      *suspendLock
+}
+
+// newSuspender looks at the guest's advertised suspend mechanisms and binds
+// its suspend event channel if it has one (lock file, bind, subscribe,
+// consume the event the bind raises: xc_suspend_evtchn_init_exclusive).
+func (c *Controller) newSuspender(ctx context.Context, dom domctl.DomID) (*suspender, error) {
+	path, err := c.xs.GetDomainPath(ctx, uint32(dom))
+	if err != nil {
+		return nil, fmt.Errorf("getting domain path: %w", err)
+	}
+	s := &suspender{c: c, dom: dom, domPath: path}
+	port, ok, err := s.readUint(ctx, nodeSuspendEvtchn)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return s, nil
+	}
+	if err := s.bindEvtchn(ctx, port); err != nil {
+		return nil, errors.Join(err, s.close())
+	}
+	return s, nil
+}
+
+func (s *suspender) bindEvtchn(ctx context.Context, port uint32) error {
+	var err error
+	if s.lock, err = lockSuspendEvtchn(s.c.cfg.LockDir, uint32(s.dom)); err != nil {
+		return err
+	}
+	if s.ev, err = s.c.hv.OpenEvtchn(ctx); err != nil {
+		return fmt.Errorf("opening event channel device: %w", err)
+	}
+	if s.localPort, err = s.ev.BindInterdomain(ctx, s.dom, port); err != nil {
+		return fmt.Errorf("binding suspend event channel %d: %w", port, err)
+	}
+	if err := s.c.hv.SubscribeSuspend(ctx, s.dom, port); err != nil {
+		return fmt.Errorf("subscribing suspend event channel %d: %w", port, err)
+	}
+	// Binding raises the port once; consume it so the first real
+	// notification is not mistaken for a suspend (xc_await_suspend).
+	if err := s.awaitEvtchn(ctx, time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("consuming initial suspend event: %w", err)
+	}
+	s.c.log.DebugContext(ctx, "bound suspend event channel", "domain", s.dom, "remote", port, "local", s.localPort)
+	return nil
+}
+
+// awaitEvtchn waits up to d for our local port to fire, then unmasks it.
+func (s *suspender) awaitEvtchn(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		p, err := s.ev.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.ev.Unmask(p); err != nil {
+			return fmt.Errorf("unmasking port %d: %w", p, err)
+		}
+		if p == s.localPort {
+			return nil
+		}
+	}
+}
+
+func (s *suspender) close() error {
+	var err error
+	if s.ev != nil {
+		err = errors.Join(err, s.ev.Close())
+		s.ev = nil
+	}
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.release())
+		s.lock = nil
+	}
+	return err
+}
+
+func (s *suspender) node(rel string) string { return s.domPath + "/" + rel }
+
+// readNode reads a node; ok is false when it does not exist.
+func (s *suspender) readNode(ctx context.Context, rel string) (string, bool, error) {
+	v, err := s.c.xs.Read(ctx, s.node(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading %s: %w", s.node(rel), err)
+	}
+	return strings.TrimRight(string(v), "\x00"), true, nil
+}
+
+// readUint reads a decimal node like xs_suspend_evtchn_port: absent, empty
+// or unparsable means "not there".
+func (s *suspender) readUint(ctx context.Context, rel string) (uint32, bool, error) {
+	v, ok, err := s.readNode(ctx, rel)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	n, perr := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	if perr != nil {
+		return 0, false, nil
+	}
+	return uint32(n), true, nil
+}
+
+// checkState fails unless the domain is running normally.
+func (s *suspender) checkState(ctx context.Context) error {
+	info, err := s.c.hv.DomainInfo(ctx, s.dom)
+	if isGone(err) {
+		return fmt.Errorf("%w: %w", ErrDomainGone, err)
+	}
+	if err != nil {
+		return fmt.Errorf("getting domain info: %w", err)
+	}
+	if info.Dying() {
+		return ErrDomainGone
+	}
+	if info.Suspended() {
+		return ErrAlreadySuspended
+	}
+	if info.Shutdown() {
+		return &ShutdownError{Domain: s.dom, Reason: info.ShutdownReason()}
+	}
+	return nil
+}
+
+// suspend asks the guest to suspend and waits until the domain is shut down
+// with SHUTDOWN_suspend. On every error return the guest was either never
+// asked, had its request withdrawn, or is not suspended: it is not left
+// suspended (if it suspends after a late acknowledgement while ctx is being
+// cancelled, suspend waits for that and resumes it).
+func (s *suspender) suspend(ctx context.Context, resume func(context.Context) error) error {
+	if err := s.checkState(ctx); err != nil {
+		return err
+	}
+	if err := s.c.cfg.Hooks.PreSuspend(ctx, s.dom); err != nil {
+		return fmt.Errorf("pre-suspend hook: %w", err)
+	}
+	var err error
+	if s.ev != nil {
+		err = s.suspendEvtchn(ctx)
+	} else {
+		err = s.suspendXenstore(ctx)
+	}
+	if err != nil {
+		if errors.Is(err, errAckedThenCancelled) {
+			return s.settleAfterCancel(ctx, resume)
+		}
+		return err
+	}
+	if err := s.c.cfg.Hooks.PostSuspend(ctx, s.dom); err != nil {
+		rerr := resume(context.WithoutCancel(ctx))
+		return errors.Join(fmt.Errorf("post-suspend hook: %w", err), rerr)
+	}
+	return nil
+}
+
+// errAckedThenCancelled: ctx ended after the guest had committed to
+// suspending.
+var errAckedThenCancelled = errors.New("cancelled after acknowledgement")
+
+// settleAfterCancel handles a ctx cancelled after the guest acknowledged:
+// the guest will suspend on its own shortly, and nobody would resume it.
+// Wait (bounded by SuspendTimeout, not by ctx) and resume it.
+func (s *suspender) settleAfterCancel(ctx context.Context, resume func(context.Context) error) error {
+	cause := ctx.Err()
+	bg := context.WithoutCancel(ctx)
+	w, err := s.c.xs.Watch(bg, releaseDomainWatch)
+	if err != nil {
+		return errors.Join(cause, fmt.Errorf("watching %s: %w", releaseDomainWatch, err))
+	}
+	defer w.Close()
+	err = s.waitSuspended(bg, w.Events(), nil)
+	if err == nil {
+		return errors.Join(cause, resume(bg))
+	}
+	if errors.Is(err, ErrNotSuspended) {
+		return cause // the guest never went through with it: it is running
+	}
+	return errors.Join(cause, err)
+}
+
+func (s *suspender) suspendXenstore(ctx context.Context) error {
+	feat, ok, err := s.readNode(ctx, nodeFeatureSuspend)
+	if err != nil {
+		return err
+	}
+	if (ok && feat != "1") || (!ok && s.c.cfg.RequireFeatureSuspend) {
+		return fmt.Errorf("%w (control/feature-suspend=%q)", ErrSuspendUnsupported, feat)
+	}
+	// Watch before writing, so neither the acknowledgement nor the
+	// shutdown can slip between the write and the watch.
+	ackW, err := s.c.xs.Watch(ctx, s.node(nodeShutdown))
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", s.node(nodeShutdown), err)
+	}
+	defer ackW.Close()
+	relW, err := s.c.xs.Watch(ctx, releaseDomainWatch)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", releaseDomainWatch, err)
+	}
+	defer relW.Close()
+
+	if err := s.c.xs.Write(ctx, s.node(nodeShutdown), []byte("suspend")); err != nil {
+		return fmt.Errorf("writing %s: %w", s.node(nodeShutdown), err)
+	}
+	s.c.log.DebugContext(ctx, "requested suspend", "domain", s.dom)
+	if err := s.waitAck(ctx, ackW.Events()); err != nil {
+		return err
+	}
+	s.c.log.DebugContext(ctx, "guest acknowledged suspend", "domain", s.dom)
+	err = s.waitSuspended(ctx, relW.Events(), nil)
+	if err != nil && ctx.Err() != nil {
+		return errAckedThenCancelled
+	}
+	return err
+}
+
+// acked reports whether control/shutdown no longer holds our request.
+func acked(v []byte, err error) (bool, error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimRight(string(v), "\x00") != "suspend", nil
+}
+
+// waitAck waits for the acknowledgement. On timeout or ctx end the request
+// is withdrawn in a transaction, unless the guest acknowledged at the last
+// moment, which wins (libxl domain_suspend_common_pvcontrol_suspending).
+func (s *suspender) waitAck(ctx context.Context, events <-chan xenstore.Event) error {
+	timer := time.NewTimer(s.c.cfg.AckTimeout)
+	defer timer.Stop()
+	path := s.node(nodeShutdown)
+	for {
+		ok, err := acked(s.c.xs.Read(ctx, path))
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case _, open := <-events:
+			if !open {
+				if ctx.Err() != nil {
+					return s.withdraw(ctx, ctx.Err())
+				}
+				return s.withdraw(ctx, fmt.Errorf("watch on %s closed", path))
+			}
+		case <-timer.C:
+			return s.withdraw(ctx, ErrNotAcknowledged)
+		case <-ctx.Done():
+			return s.withdraw(ctx, ctx.Err())
+		}
+	}
+}
+
+func (s *suspender) withdraw(ctx context.Context, cause error) error {
+	path := s.node(nodeShutdown)
+	bg := context.WithoutCancel(ctx)
+	var late bool
+	err := s.c.xs.Transaction(bg, func(tx *xenstore.Tx) error {
+		ok, err := acked(tx.Read(bg, path))
+		if err != nil {
+			return err
+		}
+		if late = ok; late {
+			return nil
+		}
+		return tx.Write(bg, path, []byte(""))
+	})
+	if err != nil {
+		return errors.Join(cause, fmt.Errorf("withdrawing suspend request: %w", err))
+	}
+	if late {
+		if ctx.Err() != nil {
+			return errAckedThenCancelled
+		}
+		s.c.log.DebugContext(ctx, "guest acknowledged at the last moment", "domain", s.dom)
+		return nil
+	}
+	s.c.log.InfoContext(ctx, "guest did not acknowledge suspend, request withdrawn", "domain", s.dom)
+	return cause
+}
+
+func (s *suspender) suspendEvtchn(ctx context.Context) error {
+	if err := s.ev.Notify(s.localPort); err != nil {
+		return fmt.Errorf("notifying suspend event channel: %w", err)
+	}
+	s.c.log.DebugContext(ctx, "notified suspend event channel", "domain", s.dom)
+	fired := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(fired)
+		for s.awaitEvtchn(wctx, s.c.cfg.SuspendTimeout) == nil {
+			select {
+			case fired <- struct{}{}:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	err := s.waitSuspended(ctx, nil, fired)
+	cancel()
+	for range fired { // wait for the goroutine before the port is reused
+	}
+	if err != nil && ctx.Err() != nil {
+		// The notification is delivered: the guest may still suspend.
+		return errAckedThenCancelled
+	}
+	return err
+}
+
+// waitSuspended waits until the domain reaches SHUTDOWN_suspend,
+// re-checking getdomaininfo on every @releaseDomain event (events) or
+// suspend event-channel notification (fired).
+func (s *suspender) waitSuspended(ctx context.Context, events <-chan xenstore.Event, fired <-chan struct{}) error {
+	timer := time.NewTimer(s.c.cfg.SuspendTimeout)
+	defer timer.Stop()
+	for {
+		done, err := s.checkSuspended(ctx)
+		if done || err != nil {
+			return err
+		}
+		select {
+		case _, open := <-events:
+			if !open {
+				events = nil
+			}
+		case _, open := <-fired:
+			if !open {
+				fired = nil
+			}
+		case <-timer.C:
+			if done, err := s.checkSuspended(ctx); done || err != nil {
+				return err
+			}
+			return ErrNotSuspended
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *suspender) checkSuspended(ctx context.Context) (bool, error) {
+	info, err := s.c.hv.DomainInfo(ctx, s.dom)
+	switch {
+	case isGone(err):
+		return true, fmt.Errorf("%w: %w", ErrDomainGone, err)
+	case err != nil:
+		return true, fmt.Errorf("getting domain info: %w", err)
+	case info.Dying():
+		return true, ErrDomainGone
+	case !info.Shutdown():
+		return false, nil
+	case info.ShutdownReason() != domctl.ShutdownSuspend:
+		return true, &ShutdownError{Domain: s.dom, Reason: info.ShutdownReason()}
+	}
+	return true, nil
+}
