@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -123,6 +124,13 @@ func (c *Client) readLoop() {
 		c.mu.Unlock()
 		if ok {
 			ch <- m // buffered, never blocks
+			if br.Buffered() == 0 {
+				// Let the woken caller run on this thread now, instead
+				// of waiting for another thread to steal it while this
+				// one blocks in read(2): a synchronous caller then
+				// ping-pongs with the daemon on one thread, as C does.
+				runtime.Gosched()
+			}
 		}
 	}
 	c.mu.Lock()
