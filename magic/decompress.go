@@ -101,6 +101,12 @@ func openDecompressor(c Compression, b []byte, limit int64) (io.Reader, func(), 
 			return nil, nil, err
 		}
 		return zr, nopClose, nil
+	case CompressionLZO:
+		zr, err := newLZOPReader(b, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, nopClose, nil
 	case CompressionLZ4:
 		return lz4.NewReader(bytes.NewReader(b)), nopClose, nil
 	case CompressionZstd:

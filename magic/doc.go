@@ -71,11 +71,11 @@
 //
 // # Xen ELF notes
 //
-// ReadNotes and ReadNotesFrom read the "Xen" ELF notes of a guest kernel:
+// ReadNotes and ReadNotesBytes read the "Xen" ELF notes of a guest kernel:
 // a plain ELF (vmlinux), a gzip-compressed ELF, or a Linux x86 bzImage
 // whose payload (located through the setup header's payload_offset and
 // payload_length) is gzip, bzip2, xz (with the x86 BCJ filter, as Linux
-// builds it), lzma, lz4 (legacy frames) or zstd. Decompressed output is
+// builds it), lzma, lzo (lzop container), lz4 (legacy frames) or zstd. Decompressed output is
 // capped (ReadOptions.MaxSize, default 256 MiB). Notes.SuspendCancel is
 // XEN_ELFNOTE_SUSPEND_CANCEL; Debian's and upstream Linux kernels set it to 1.
 //

@@ -166,6 +166,7 @@ func TestReadNotesFixtures(t *testing.T) {
 		{"notes64.elf.lzma", magic.CompressionLZMA},
 		{"notes64.elf.lz4", magic.CompressionLZ4},
 		{"notes64.elf.zst", magic.CompressionZstd},
+		{"notes64.elf.lzo", magic.CompressionLZO},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			payload := readFixture(t, tt.file)
@@ -194,8 +195,8 @@ func TestReadNotesErrors(t *testing.T) {
 	corruptXZ := bytes.Clone(xzb)
 	corruptXZ[len(corruptXZ)/2] ^= 0x55
 	badBCJ := bytes.Clone(xzb)
-	// lzop magic: detected but not decodable.
-	lzo := append([]byte("\x89LZO\x00\r\n\x1a\n"), make([]byte, 64)...)
+	lzo := readFixture(t, "notes64.elf.lzo")
+	lzoMethod0 := append([]byte("\x89LZO\x00\r\n\x1a\n"), make([]byte, 64)...)
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -218,7 +219,8 @@ func TestReadNotesErrors(t *testing.T) {
 		{"gzip-too-large", ctx, gz, &magic.ReadOptions{MaxSize: 4096}, magic.ErrTooLarge},
 		{"input-too-large", ctx, bzImage(gz, 0, 0x020f), &magic.ReadOptions{MaxSize: 1024}, magic.ErrTooLarge},
 		{"cancelled", cancelled, gz, nil, context.Canceled},
-		{"lzo", ctx, lzo, nil, magic.ErrUnsupportedCompression},
+		{"lzo-truncated-header", ctx, lzo[:20], nil, magic.ErrBadImage},
+		{"lzo-method-0", ctx, lzoMethod0, nil, magic.ErrUnsupportedCompression},
 		{"old-boot-protocol", ctx, bzImage(gz, 0, 0x0207), nil, magic.ErrBadImage},
 		{"payload-outside", ctx, bzImage(gz, 0, 0x020f)[:0x900], nil, magic.ErrBadImage},
 		{"payload-not-compressed", ctx, bzImage([]byte("plain text payload"), 0, 0x020f), nil, magic.ErrUnsupportedCompression},
@@ -264,7 +266,7 @@ func FuzzReadNotes(f *testing.F) {
 	small := magic.BuildTestELF(magic.StandardTestNotes(true), magic.TestELFOptions{Class32: true})
 	f.Add(small)
 	f.Add(magic.BuildTestELF(magic.StandardTestNotes(false), magic.TestELFOptions{NoPTNote: true}))
-	for _, name := range []string{"notes64.elf.gz", "notes64.elf.xz", "notes64.elf.zst", "notes64.elf.lz4", "notes64.elf.bz2", "notes64.elf.lzma"} {
+	for _, name := range []string{"notes64.elf.gz", "notes64.elf.xz", "notes64.elf.zst", "notes64.elf.lz4", "notes64.elf.bz2", "notes64.elf.lzma", "notes64.elf.lzo"} {
 		f.Add(readFixture(f, name))
 	}
 	f.Add(bzImage(readFixture(f, "notes64.elf.gz"), len(elf), 0x020f))

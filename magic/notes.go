@@ -27,8 +27,8 @@ type Note struct {
 // Compression is how a kernel payload was compressed.
 type Compression string
 
-// The compressions ReadNotes recognises (Linux's set). All but
-// CompressionLZO can be decompressed.
+// The compressions ReadNotes recognises and decodes: Linux's set
+// (CONFIG_KERNEL_*). LZO means the lzop container Linux's build writes.
 const (
 	CompressionNone  Compression = ""
 	CompressionGzip  Compression = "gzip"

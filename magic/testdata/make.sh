@@ -13,3 +13,4 @@ xz --format=xz --check=sha256 -c $in >$in.sha256.xz
 lzma -9 -c $in >$in.lzma
 lz4 -l -9 -c $in >$in.lz4
 zstd -q -19 -c $in >$in.zst
+lzop -9 -c $in >$in.lzo
