@@ -203,6 +203,13 @@ func TestMigrateReceiverFailures(t *testing.T) {
 			require.Error(t, rerr)
 			src.requireRunning(t, g)
 			waitNoDomains(t, dst)
+			// Nor any xenstore directory of the half-built domain.
+			doms, err := dst.xs.List(testCtx(t), "/local/domain")
+			if err == nil {
+				for _, d := range doms {
+					assert.Equal(t, "0", d, "leftover xenstore directory")
+				}
+			}
 		})
 	}
 	// One side's ctx is cancelled once 64 KiB of the image have crossed.

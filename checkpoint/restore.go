@@ -52,6 +52,9 @@ type restorer struct {
 	hvm    bool
 	width  int
 
+	nodes      string // the xenstore directory written, to remove on abort
+	introduced bool
+
 	populated map[uint64]struct{}
 	gfns      []uint64
 	st        domainState
@@ -94,6 +97,14 @@ func (rs *restorer) abort(ctx context.Context, cause error) error {
 	bg := context.WithoutCancel(ctx)
 	if err := rs.c.hv.DestroyDomain(bg, rs.dom); err != nil && !isGone(err) {
 		merr = multierror.Append(merr, fmt.Errorf("destroying half-restored domain %d: %w", rs.dom, err))
+	}
+	if rs.introduced {
+		if err := rs.c.xs.Release(bg, uint32(rs.dom)); err != nil {
+			rs.c.log.DebugContext(ctx, "releasing half-restored domain from xenstore", "domain", rs.dom, "error", err)
+		}
+	}
+	if rs.nodes != "" {
+		rs.c.forget(bg, rs.dom, rs.nodes)
 	}
 	rs.made = false
 	return merr.ErrorOrNil()
@@ -382,6 +393,7 @@ func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error
 	if err := rs.c.xs.Introduce(ctx, uint32(dom), storeFrame, port); err != nil {
 		return fmt.Errorf("introducing domain to xenstore: %w", err)
 	}
+	rs.introduced = true
 	return nil
 }
 
@@ -419,6 +431,7 @@ func (rs *restorer) writeNodes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("getting domain path: %w", err)
 	}
+	rs.nodes = p
 	name := rs.o.Name
 	if name == "" {
 		name = rs.cfg.CInfo.Name

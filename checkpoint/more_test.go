@@ -1,0 +1,185 @@
+package checkpoint_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/checkpoint"
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/testutil"
+	"github.com/xenckpt/xenckpt/xensim"
+)
+
+// TestImagesPassVerifyStreamV2: Xen's own stream checker accepts the
+// images of every guest kind, plain and live.
+func TestImagesPassVerifyStreamV2(t *testing.T) {
+	const verify = "/usr/lib/xen-4.17/bin/verify-stream-v2"
+	testutil.RequireFile(t, verify, "apt-get install xen-utils-4.17")
+	testutil.RequireCommand(t, "python3", "apt-get install python3")
+	for _, k := range kinds {
+		for _, live := range []bool{false, true} {
+			name := k.String()
+			if live {
+				name += "/live"
+			}
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, nil)
+				g := e.guest(t, xensim.GuestConfig{Kind: k, DirtyRate: 1000})
+				var img bytes.Buffer
+				_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &img, &checkpoint.SaveOptions{Live: live, Resume: optsFor(k, xensim.ConventionSeed)})
+				require.NoError(t, err)
+				path := filepath.Join(t.TempDir(), "img")
+				require.NoError(t, os.WriteFile(path, img.Bytes(), 0o644))
+				cmd := exec.Command("python3", verify, "-v", "-f", "xl", "-i", path)
+				cmd.Env = append(os.Environ(), "PYTHONPATH=/usr/lib/xen-4.17/lib/python")
+				out, err := cmd.CombinedOutput()
+				assert.NoError(t, err, "verify-stream-v2 rejected the image:\n%s", out)
+			})
+		}
+	}
+}
+
+// recHooks records the hook calls and can fail one.
+type recHooks struct {
+	mu    sync.Mutex
+	calls []string
+	fail  string
+}
+
+var errHookFailed = errors.New("hook failed")
+
+func (h *recHooks) hook(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, name)
+	if h.fail == name {
+		return errHookFailed
+	}
+	return nil
+}
+
+func (h *recHooks) PreSuspend(context.Context, domctl.DomID) error  { return h.hook("PreSuspend") }
+func (h *recHooks) PostSuspend(context.Context, domctl.DomID) error { return h.hook("PostSuspend") }
+func (h *recHooks) PreResume(context.Context, domctl.DomID) error   { return h.hook("PreResume") }
+func (h *recHooks) PostRestore(context.Context, domctl.DomID) error { return h.hook("PostRestore") }
+
+func TestHooks(t *testing.T) {
+	for _, tc := range []struct {
+		fail      string
+		calls     []string
+		suspended bool // the guest went through a suspend
+	}{
+		{"", []string{"PreSuspend", "PostSuspend", "PreResume", "PostRestore"}, true},
+		{"PreSuspend", []string{"PreSuspend"}, false},
+		{"PostSuspend", []string{"PreSuspend", "PostSuspend", "PreResume"}, true},
+		{"PreResume", []string{"PreSuspend", "PostSuspend", "PreResume"}, true},
+	} {
+		t.Run("fail="+tc.fail, func(t *testing.T) {
+			h := &recHooks{fail: tc.fail}
+			cfg := fastConfig(t)
+			cfg.Hooks = h
+			e := newEnv(t, &cfg)
+			g := e.guest(t, xensim.GuestConfig{})
+			ctx := testCtx(t)
+			var img bytes.Buffer
+			_, err := e.c.Checkpoint(ctx, g.Domain(), &img, nil)
+			if tc.fail == "" {
+				require.NoError(t, err)
+				_, err = e.c.Restore(ctx, &img, &checkpoint.RestoreOptions{Paused: true})
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, errHookFailed)
+			}
+			assert.Equal(t, tc.calls, h.calls)
+			e.requireRunning(t, g)
+			if tc.suspended {
+				assert.EqualValues(t, 1, g.Suspends())
+			} else {
+				assert.Zero(t, g.Suspends())
+			}
+		})
+	}
+}
+
+// TestAlreadySuspended: a domain suspended by someone else is refused and
+// left for its owner.
+func TestAlreadySuspended(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{})
+	ctx := testCtx(t)
+	require.NoError(t, e.c.Suspend(ctx, g.Domain()))
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	require.ErrorIs(t, err, checkpoint.ErrAlreadySuspended)
+	_, err = e.c.Resume(ctx, g.Domain(), nil)
+	require.NoError(t, err)
+	e.requireRunning(t, g)
+	assert.EqualValues(t, 0, g.LastSuspendReturn())
+}
+
+// TestMigrateReceiverCuts cuts the receiver's side of the handshake at
+// every byte of its messages. Whatever the cut, exactly one copy of the
+// guest runs afterwards, unpaused, and nothing else is left on either
+// host.
+func TestMigrateReceiverCuts(t *testing.T) {
+	src, dst := newEnv(t, nil), newEnv(t, nil)
+	// Measure the receiver's messages once.
+	probe := src.guest(t, xensim.GuestConfig{Pages: 16})
+	total := receiverBytes(t, src, dst, probe.Domain(), -1)
+	for _, d := range dst.domains() {
+		require.NoError(t, dst.hv.DestroyDomain(testCtx(t), d))
+	}
+	waitNoDomains(t, dst)
+	require.Greater(t, total, 50)
+
+	g := src.guest(t, xensim.GuestConfig{Pages: 16})
+	id := g.ID()
+	for limit := 0; limit < total; limit++ {
+		receiverBytes(t, src, dst, g.Domain(), limit)
+		srcDoms, dstDoms := src.domains(), dst.domains()
+		require.Equal(t, 1, len(srcDoms)+len(dstDoms), "cut at %d: src %v dst %v", limit, srcDoms, dstDoms)
+		if len(dstDoms) == 1 {
+			// The guest moved: continue from there.
+			r := dst.host.Guest(dstDoms[0])
+			require.Equal(t, id, r.ID())
+			dst.requireRunning(t, r)
+			return // later cuts land in the last message only: covered
+		}
+		src.requireRunning(t, g)
+	}
+}
+
+// receiverBytes migrates dom with the receiver's writes cut after limit
+// bytes (no cut when limit < 0) and returns how many bytes the receiver
+// wrote.
+func receiverBytes(t *testing.T, src, dst *env, dom domctl.DomID, limit int) int {
+	t.Helper()
+	ctx := testCtx(t)
+	a, b := net.Pipe()
+	var rconn io.ReadWriter
+	cc := &countConn{Conn: b}
+	rconn = cc
+	if limit >= 0 {
+		rconn = &cutConn{Conn: b, limit: limit}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer b.Close()
+		_, _ = dst.c.Receive(ctx, rconn, nil)
+	}()
+	_, _ = src.c.Migrate(ctx, dom, a, nil)
+	a.Close()
+	<-done
+	return cc.n
+}
