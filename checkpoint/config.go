@@ -77,28 +77,38 @@ type Controller struct {
 	log *slog.Logger
 
 	mu   sync.Mutex
-	busy map[domctl.DomID]struct{}
+	busy map[domctl.DomID]int // operations and late-suspend guards per domain
 }
 
 // New returns a Controller using hv and xs. cfg may be nil.
 func New(hv Hypervisor, xs Store, cfg *Config) *Controller {
 	c := cfg.withDefaults()
-	return &Controller{hv: hv, xs: xs, cfg: c, log: c.Logger, busy: make(map[domctl.DomID]struct{})}
+	return &Controller{hv: hv, xs: xs, cfg: c, log: c.Logger, busy: make(map[domctl.DomID]int)}
 }
 
 // acquire takes the per-domain operation lock.
 func (c *Controller) acquire(dom domctl.DomID) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.busy[dom]; ok {
+	if c.busy[dom] > 0 {
 		return nil, ErrBusy
 	}
-	c.busy[dom] = struct{}{}
+	return c.hold(dom), nil
+}
+
+// hold marks dom busy until the returned func is called.
+func (c *Controller) hold(dom domctl.DomID) func() {
+	c.busy[dom]++
+	var once sync.Once
 	return func() {
-		c.mu.Lock()
-		delete(c.busy, dom)
-		c.mu.Unlock()
-	}, nil
+		once.Do(func() {
+			c.mu.Lock()
+			if c.busy[dom]--; c.busy[dom] <= 0 {
+				delete(c.busy, dom)
+			}
+			c.mu.Unlock()
+		})
+	}
 }
 
 // Hooks are called at the edges of an operation. An error from a Pre hook

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -182,4 +183,37 @@ func receiverBytes(t *testing.T, src, dst *env, dom domctl.DomID, limit int) int
 	a.Close()
 	<-done
 	return cc.n
+}
+
+// TestCancelWhileWaiting: cancelling ctx stops the wait for an
+// acknowledgement (the request is withdrawn) and the wait for the suspend
+// (a guest that acknowledged but never suspends keeps running).
+func TestCancelWhileWaiting(t *testing.T) {
+	for _, b := range []xensim.Behaviour{xensim.NeverAcknowledge, xensim.AcknowledgeOnly} {
+		t.Run(map[xensim.Behaviour]string{xensim.NeverAcknowledge: "ack", xensim.AcknowledgeOnly: "suspend"}[b], func(t *testing.T) {
+			cfg := fastConfig(t)
+			cfg.AckTimeout, cfg.SuspendTimeout = time.Minute, 200*time.Millisecond
+			if b == xensim.AcknowledgeOnly {
+				cfg.SuspendTimeout = time.Minute
+			}
+			e := newEnv(t, &cfg)
+			g := e.guest(t, xensim.GuestConfig{Behaviour: b})
+			ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+			defer cancel()
+			t0 := time.Now()
+			_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Less(t, time.Since(t0), 30*time.Second)
+			if b == xensim.AcknowledgeOnly {
+				// The guest may still suspend: a guard keeps the domain
+				// busy, ready to resume it.
+				_, err = e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+				require.ErrorIs(t, err, checkpoint.ErrBusy)
+			}
+			e.requireRunning(t, g)
+			v, err := e.xs.Read(testCtx(t), "/local/domain/"+itoa(g.Domain())+"/control/shutdown")
+			require.NoError(t, err)
+			assert.Empty(t, string(v))
+		})
+	}
 }

@@ -200,25 +200,36 @@ func (s *suspender) suspend(ctx context.Context, resume func(context.Context) er
 // suspending.
 var errAckedThenCancelled = errors.New("cancelled after acknowledgement")
 
-// settleAfterCancel handles a ctx cancelled after the guest acknowledged:
-// the guest will suspend on its own shortly, and nobody would resume it.
-// Wait (bounded by SuspendTimeout, not by ctx) and resume it.
+// settleAfterCancel handles a ctx cancelled after the guest acknowledged
+// (or was notified on its event channel): it may still suspend on its own,
+// and then nobody would resume it. The call returns ctx's error at once; a
+// guard goroutine keeps the domain busy and watches it for up to
+// SuspendTimeout, resuming it if it does suspend.
 func (s *suspender) settleAfterCancel(ctx context.Context, resume func(context.Context) error) error {
-	cause := ctx.Err()
+	c, dom := s.c, s.dom
+	c.mu.Lock()
+	done := c.hold(dom)
+	c.mu.Unlock()
 	bg := context.WithoutCancel(ctx)
-	w, err := s.c.xs.Watch(bg, releaseDomainWatch)
-	if err != nil {
-		return errors.Join(cause, fmt.Errorf("watching %s: %w", releaseDomainWatch, err))
-	}
-	defer w.Close()
-	err = s.waitSuspended(bg, w.Events(), nil)
-	if err == nil {
-		return errors.Join(cause, resume(bg))
-	}
-	if errors.Is(err, ErrNotSuspended) {
-		return cause // the guest never went through with it: it is running
-	}
-	return errors.Join(cause, err)
+	go func() {
+		defer done()
+		deadline := time.Now().Add(c.cfg.SuspendTimeout)
+		for time.Now().Before(deadline) {
+			ok, err := s.checkSuspended(bg)
+			if err != nil {
+				c.log.DebugContext(bg, "late-suspend guard stops", "domain", dom, "error", err)
+				return
+			}
+			if ok {
+				if err := resume(bg); err != nil {
+					c.log.ErrorContext(bg, "resuming a guest that suspended after cancellation", "domain", dom, "error", err)
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return ctx.Err()
 }
 
 func (s *suspender) suspendXenstore(ctx context.Context) error {
