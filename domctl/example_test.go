@@ -1,3 +1,5 @@
+//go:build linux
+
 package domctl_test
 
 import (
