@@ -48,7 +48,10 @@
 // when unmapped (and a CLEAN with LOGDIRTY_FINAL adds frames still mapped
 // writable). Guest kernels write through the simulator, which marks log-
 // dirty pages. getpageframeinfo3 reports NOTAB for populated frames and
-// XTAB for holes. The p2m is the identity: MFN == PFN.
+// XTAB for holes. The p2m is the identity: MFN == PFN. The frame
+// getdomaininfo reports as shared_info_frame is a Xen page outside the
+// physmap (backed by the page past it in the memfd): MapForeign maps it,
+// getpageframeinfo3 calls it XTAB, and log-dirty does not track it.
 //
 // HVM domains (PVH guests) have an HVM context that is a real hvm_save
 // stream: a HEADER record (struct hvm_save_header, HVM_FILE_MAGIC), one CPU

@@ -137,8 +137,9 @@ func newGuestMem(limit uint64) (*guestMem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating guest memory: %w", err)
 	}
+	// One page past the physmap holds the domain's shared_info page.
 	size := int64(limit) << pageShift
-	if err := unix.Ftruncate(fd, size); err != nil {
+	if err := unix.Ftruncate(fd, size+PageSize); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("sizing guest memory: %w", err)
 	}
@@ -191,7 +192,7 @@ type foreignMapping struct {
 	dom   *domain
 	mem   []byte
 	gfns  []uint64
-	ok    []bool
+	phys  []bool // mapped and in the physmap (log-dirty tracks it)
 	write bool
 }
 

@@ -194,7 +194,7 @@ func (x *xen) markWritableMappings(d *domain) {
 			continue
 		}
 		for i, gfn := range m.gfns {
-			if m.ok[i] {
+			if m.phys[i] {
 				d.markDirty(gfn)
 			}
 		}
@@ -221,9 +221,19 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 		x.mu.Unlock()
 		return nil, err
 	}
+	// File page of each frame: the gfn itself, or the page past the
+	// physmap for the shared_info frame (a Xen page, not in the physmap).
 	ok := make([]bool, len(gfns))
+	phys := make([]bool, len(gfns)) // in the physmap: tracked by log-dirty
+	fpage := make([]uint64, len(gfns))
+	si := sharedInfoFrame(d)
 	for i, gfn := range gfns {
-		ok[i] = d.isPopulated(gfn)
+		switch {
+		case d.isPopulated(gfn):
+			ok[i], phys[i], fpage[i] = true, true, gfn
+		case gfn == si:
+			ok[i], fpage[i] = true, d.mem.limit
+		}
 	}
 	d.mappings++ // keeps the memfd alive
 	fd := d.mem.fd
@@ -260,14 +270,14 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 			continue
 		}
 		j := i + 1
-		for j < len(gfns) && ok[j] && gfns[j] == gfns[j-1]+1 {
+		for j < len(gfns) && ok[j] && fpage[j] == fpage[j-1]+1 {
 			j++
 		}
 		err := mmapFixed(base+uintptr(i*PageSize), uintptr((j-i)*PageSize), uprot,
-			unix.MAP_SHARED|unix.MAP_POPULATE, fd, int64(gfns[i]<<pageShift))
+			unix.MAP_SHARED|unix.MAP_POPULATE, fd, int64(fpage[i]<<pageShift))
 		for k := i; k < j; k++ {
 			if err != nil {
-				ok[k] = false
+				ok[k], phys[k] = false, false
 				errs[k] = -int32(syscall.ENOMEM)
 			} else {
 				errs[k] = 0
@@ -275,10 +285,10 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 		}
 		i = j
 	}
-	m := &foreignMapping{dom: d, mem: mem, gfns: append([]uint64(nil), gfns...), ok: ok, write: write}
+	m := &foreignMapping{dom: d, mem: mem, gfns: append([]uint64(nil), gfns...), phys: phys, write: write}
 	if write {
 		for i, gfn := range gfns {
-			if ok[i] {
+			if phys[i] {
 				d.markDirty(gfn)
 			}
 		}
@@ -301,7 +311,7 @@ func (x *xen) unmapForeign(mem []byte) error {
 	x.mapMu.Unlock()
 	if m.write {
 		for i, gfn := range m.gfns {
-			if m.ok[i] {
+			if m.phys[i] {
 				m.dom.markDirty(gfn)
 			}
 		}

@@ -198,3 +198,27 @@ func TestSeedKernelAdvertisesInMagic(t *testing.T) {
 		require.NoError(t, h.Backend().UnmapForeign(m))
 	}
 }
+
+func TestSharedInfoFrameIsMappable(t *testing.T) {
+	h := newTestHost(t, nil)
+	c := newConn(t, h)
+	ctx := testCtx(t)
+	g, err := h.CreateGuest(ctx, GuestConfig{Pages: 16})
+	require.NoError(t, err)
+	info, err := c.DomainInfo(ctx, g.Domain())
+	require.NoError(t, err)
+	m, err := c.MapForeign(ctx, g.Domain(), domctl.ProtReadWrite, []uint64{info.SharedInfoFrame, 3, info.SharedInfoFrame + 1})
+	require.NoError(t, err)
+	require.NoError(t, m.Err(0))
+	require.NoError(t, m.Err(1))
+	require.ErrorIs(t, m.Err(2), syscall.EINVAL)
+	copy(m.Page(0), "shared")
+	require.NoError(t, m.Close())
+	m, err = c.MapForeign(ctx, g.Domain(), domctl.ProtRead, []uint64{info.SharedInfoFrame})
+	require.NoError(t, err)
+	assert.Equal(t, "shared", string(m.Page(0)[:6]))
+	require.NoError(t, m.Close())
+	types := make([]uint32, 1)
+	require.NoError(t, c.PageFrameTypes(ctx, g.Domain(), []uint64{info.SharedInfoFrame}, types))
+	assert.Equal(t, uint32(abi.XEN_DOMCTL_PFINFO_XTAB), types[0], "not a guest frame")
+}
