@@ -42,15 +42,18 @@
 //     readers ignore everything after the first NUL. No leading, trailing
 //     or doubled spaces.
 //   - Defined tokens: "sc" (TokenSuspendCancel, no value): the guest
-//     implements the seed suspend-cancel convention: when the toolstack
-//     cancels a suspend it sets the suspend hypercall's return value
-//     (vCPU0 eax/rax) to 0 and resumes the same domain; a positive value
-//     means the guest was restored into a new domain; negative is an
-//     error. "sc=<anything>" is malformed.
+//     implements the seed suspend-cancel convention. The suspend
+//     hypercall's return value (vCPU0 eax/rax) then means: 0 = the suspend
+//     was cancelled and the guest continues in the same domain; positive =
+//     the guest was restored into a new domain; negative = error. Because
+//     Xen itself leaves 0 in eax on every resume (domain_shutdown returns
+//     0), a toolstack restoring a seed guest must write a positive value
+//     (Convention.RestoreValue: 1) before unpausing it. "sc=<anything>" is
+//     malformed.
 //   - Any other token is an extension. Readers preserve it
 //     (Magic.Extensions) and otherwise ignore it; a name may appear once.
-//     New tokens must be short: after "xen-3.0-x86_32p" only 16 bytes
-//     remain, NUL included.
+//     New tokens must be short: after "xen-3.0-x86_32p" 17 bytes remain
+//     for the NUL and the space-prefixed tokens (" sc" takes 3).
 //   - Parse rejects anything else with a *ParseError.
 //
 // Why a space. Tools that predate the tokens find the guest type in one of
@@ -105,10 +108,23 @@
 // guest take the wrong path (XEN-NOTES §0.1: an upstream guest handed 0
 // reconnects to xenstore with stale frame numbers).
 //
+// # Concurrency
+//
+// The package has no state: every function may be called from any number
+// of goroutines. Values (Magic, StartInfo, Notes, Decision) are plain data
+// and are not modified by the package after they are returned.
+//
 // # Errors
 //
 // Every error wraps one of the Err* sentinels, usable with errors.Is. Parse
 // and Format return *ParseError (with the byte offset), the image reader
 // *ImageError (with the step), Negotiate *ConflictError for ErrConflict.
-// Hostile input never panics; the fuzz targets check that.
+// Hostile input never panics; the fuzz targets (FuzzParse,
+// FuzzDecodeStartInfo, FuzzReadNotes) check that.
+//
+// # Testing without Xen
+//
+// Everything here runs on bytes: tests use committed fixtures (testdata/,
+// see its README), Debian's /boot/vmlinuz-* when installed, and gcc with
+// libxen-dev to check the generated layouts against the headers.
 package magic

@@ -51,6 +51,20 @@ func (c Convention) CancelValue() (v uint64, ok bool) {
 	return 0, false
 }
 
+// RestoreValue is the return value a guest of convention c must find
+// after a restore into a new domain: 1 for seed (any positive value; Xen
+// leaves 0, which a seed guest would take for a cancel), 0 for upstream and
+// none (what Xen leaves anyway). ok is false for invalid values.
+func (c Convention) RestoreValue() (v uint64, ok bool) {
+	switch c {
+	case ConventionSeed:
+		return 1, true
+	case ConventionUpstream, ConventionNone:
+		return 0, true
+	}
+	return 0, false
+}
+
 func (c Convention) valid() bool { return c >= ConventionNone && c <= ConventionUpstream }
 
 // Source names where a piece of evidence came from.

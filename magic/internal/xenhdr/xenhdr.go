@@ -160,6 +160,8 @@ func parse(out []byte) (*Values, error) {
 			return n
 		}
 		switch {
+		case (len(f) == 5 && f[0] == "field" || len(f) == 3 && f[0] == "size") && byName[f[1]] == nil:
+			return nil, fmt.Errorf("probe output for unknown struct %q", f[1])
 		case len(f) == 5 && f[0] == "field":
 			l := byName[f[1]]
 			l.Fields = append(l.Fields, Field{Name: f[2], Offset: num(f[3]), Size: num(f[4])})
