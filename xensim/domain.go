@@ -2,7 +2,6 @@ package xensim
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -221,13 +220,6 @@ func (d *domain) info(flagsDying bool) domctl.DomainInfo {
 // Xen heap page on real Xen); below 4 GiB so 32-bit start_info holds it.
 func sharedInfoFrame(d *domain) uint64 { return 0xFE000 + uint64(d.id)%0x1000 }
 
-func popcount(words []uint64) (n uint64) {
-	for _, w := range words {
-		n += uint64(bits.OnesCount64(w))
-	}
-	return n
-}
-
 // errno helpers, named for the Xen error they model.
 var (
 	errESRCH  = syscall.ESRCH
@@ -235,7 +227,13 @@ var (
 	errEFAULT = syscall.EFAULT
 	errENOSYS = syscall.ENOSYS
 	errEACCES = syscall.EACCES
-	errEBUSY  = syscall.EBUSY
-	errEPERM  = syscall.EPERM
-	errENOMEM = syscall.ENOMEM
 )
+
+// waitOffCPU returns once the simulated kernel has finished its current
+// step, as vcpu_pause waits for a vCPU to be descheduled: the kernel holds
+// exec while it runs and rechecks runnable when it takes it again.
+func (d *domain) waitOffCPU() {
+	d.exec.Lock()
+	//lint:ignore SA2001 the empty critical section is the barrier
+	d.exec.Unlock()
+}

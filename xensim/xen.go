@@ -178,9 +178,7 @@ func (x *xen) pause(id domctl.DomID) error {
 	d.controllerPause++
 	d.stateChanged()
 	x.mu.Unlock()
-	// Like vcpu_pause: return only once the vCPU is off the CPU.
-	d.exec.Lock()
-	d.exec.Unlock() //nolint:staticcheck // empty critical section is a barrier
+	d.waitOffCPU()
 	return nil
 }
 
