@@ -4,22 +4,22 @@ package stream
 // body, so they fail only when called on a record of another type (with an
 // error matching ErrUnexpectedRecord).
 
-func (rec *Record) want(t RecordType) error {
+func (rec Record) want(t RecordType) error {
 	if rec.Kind != KindLibxc || rec.Type != t {
-		return errf(ErrUnexpectedRecord, "%v is not %v", recName(rec), t)
+		return errf(ErrUnexpectedRecord, "%v is not %v", recName(&rec), t)
 	}
 	return nil
 }
 
-func (rec *Record) wantLibxl(t LibxlRecordType) error {
+func (rec Record) wantLibxl(t LibxlRecordType) error {
 	if rec.Kind != KindLibxl || rec.LibxlType != t {
-		return errf(ErrUnexpectedRecord, "%v is not libxl %v", recName(rec), t)
+		return errf(ErrUnexpectedRecord, "%v is not libxl %v", recName(&rec), t)
 	}
 	return nil
 }
 
 // X86PVInfo decodes X86_PV_INFO.
-func (rec *Record) X86PVInfo() (X86PVInfo, error) {
+func (rec Record) X86PVInfo() (X86PVInfo, error) {
 	if err := rec.want(RecX86PVInfo); err != nil {
 		return X86PVInfo{}, err
 	}
@@ -27,7 +27,7 @@ func (rec *Record) X86PVInfo() (X86PVInfo, error) {
 }
 
 // P2MFrames decodes X86_PV_P2M_FRAMES.
-func (rec *Record) P2MFrames() (P2MFrames, error) {
+func (rec Record) P2MFrames() (P2MFrames, error) {
 	if err := rec.want(RecX86PVP2MFrames); err != nil {
 		return P2MFrames{}, err
 	}
@@ -40,18 +40,18 @@ func (rec *Record) P2MFrames() (P2MFrames, error) {
 }
 
 // VCPU decodes one of the X86_PV_VCPU_* records. Context aliases Body.
-func (rec *Record) VCPU() (VCPU, error) {
+func (rec Record) VCPU() (VCPU, error) {
 	switch rec.Type {
 	case RecX86PVVCPUBasic, RecX86PVVCPUExtended, RecX86PVVCPUXSave, RecX86PVVCPUMSRs:
 		if rec.Kind == KindLibxc {
 			return VCPU{ID: le.Uint32(rec.Body), Context: rec.Body[8:]}, nil
 		}
 	}
-	return VCPU{}, errf(ErrUnexpectedRecord, "%v is not a vCPU record", recName(rec))
+	return VCPU{}, errf(ErrUnexpectedRecord, "%v is not a vCPU record", recName(&rec))
 }
 
 // TSCInfo decodes X86_TSC_INFO.
-func (rec *Record) TSCInfo() (TSCInfo, error) {
+func (rec Record) TSCInfo() (TSCInfo, error) {
 	if err := rec.want(RecX86TSCInfo); err != nil {
 		return TSCInfo{}, err
 	}
@@ -60,7 +60,7 @@ func (rec *Record) TSCInfo() (TSCInfo, error) {
 }
 
 // HVMParams decodes HVM_PARAMS.
-func (rec *Record) HVMParams() ([]HVMParam, error) {
+func (rec Record) HVMParams() ([]HVMParam, error) {
 	if err := rec.want(RecHVMParams); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (rec *Record) HVMParams() ([]HVMParam, error) {
 }
 
 // CPUIDPolicy decodes X86_CPUID_POLICY.
-func (rec *Record) CPUIDPolicy() ([]CPUIDLeaf, error) {
+func (rec Record) CPUIDPolicy() ([]CPUIDLeaf, error) {
 	if err := rec.want(RecX86CPUIDPolicy); err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (rec *Record) CPUIDPolicy() ([]CPUIDLeaf, error) {
 }
 
 // MSRPolicy decodes X86_MSR_POLICY.
-func (rec *Record) MSRPolicy() ([]MSREntry, error) {
+func (rec Record) MSRPolicy() ([]MSREntry, error) {
 	if err := rec.want(RecX86MSRPolicy); err != nil {
 		return nil, err
 	}
@@ -101,16 +101,16 @@ func (rec *Record) MSRPolicy() ([]MSREntry, error) {
 
 // Emulator decodes a libxl EMULATOR_XENSTORE_DATA or EMULATOR_CONTEXT
 // record. Data aliases Body; for xenstore data see XenstorePairs.
-func (rec *Record) Emulator() (Emulator, error) {
+func (rec Record) Emulator() (Emulator, error) {
 	if rec.Kind != KindLibxl || (rec.LibxlType != LibxlEmulatorContext && rec.LibxlType != LibxlEmulatorXenstoreData) {
-		return Emulator{}, errf(ErrUnexpectedRecord, "%v is not an emulator record", recName(rec))
+		return Emulator{}, errf(ErrUnexpectedRecord, "%v is not an emulator record", recName(&rec))
 	}
 	b := rec.Body
 	return Emulator{ID: EmulatorID(le.Uint32(b)), Index: le.Uint32(b[4:]), Data: b[8:]}, nil
 }
 
 // CheckpointState decodes a libxl CHECKPOINT_STATE record.
-func (rec *Record) CheckpointState() (CheckpointState, error) {
+func (rec Record) CheckpointState() (CheckpointState, error) {
 	if err := rec.wantLibxl(LibxlCheckpointState); err != nil {
 		return 0, err
 	}

@@ -564,11 +564,33 @@ func (w *Writer) pageRecord(entries []uint64, nd int, pages [][]byte, data []byt
 		return
 	}
 	if pages != nil {
-		for _, p := range pages {
-			w.appendBytes(p)
+		// Pages that lie back to back in memory (slices of one mapping)
+		// are written as one run.
+		for len(pages) > 0 && w.err == nil {
+			n := contiguousRun(pages)
+			w.writeData(pages[0][:n*PageSize])
+			pages = pages[n:]
 		}
 		return
 	}
+	w.writeData(data)
+}
+
+// contiguousRun returns how many leading pages follow each other in the
+// memory of the first one.
+func contiguousRun(pages [][]byte) int {
+	first := pages[0]
+	n := 1
+	for n < len(pages) && cap(first) >= (n+1)*PageSize && &first[:(n+1)*PageSize][n*PageSize] == &pages[n][0] {
+		n++
+	}
+	return n
+}
+
+// writeData writes page bytes for a destination without vectored writes:
+// large runs straight from the caller's memory, small ones through the
+// staging buffer.
+func (w *Writer) writeData(data []byte) {
 	if len(data) >= cap(w.buf)/2 {
 		// Large enough to write straight from the caller's memory.
 		if w.Flush() != nil {

@@ -99,3 +99,14 @@ func TestWriterOffset(t *testing.T) {
 	writeImage(t, w, images["xl-pv"])
 	assert.Equal(t, int64(buf.Len()), w.Offset())
 }
+
+func TestContiguousRun(t *testing.T) {
+	mem := make([]byte, 4*PageSize)
+	p := func(i int) []byte { return mem[i*PageSize : (i+1)*PageSize] }
+	assert.Equal(t, 4, contiguousRun([][]byte{p(0), p(1), p(2), p(3)}))
+	assert.Equal(t, 2, contiguousRun([][]byte{p(0), p(1), p(3)}))
+	assert.Equal(t, 1, contiguousRun([][]byte{p(1), p(0)}))
+	// Adjacent memory beyond the first slice's capacity is not a run.
+	assert.Equal(t, 1, contiguousRun([][]byte{mem[: PageSize : PageSize+1], p(1)}))
+	assert.Equal(t, 1, contiguousRun([][]byte{page(0, 0), page(1, 0)}))
+}
