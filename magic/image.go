@@ -119,6 +119,14 @@ func bzImagePayload(b []byte) ([]byte, error) {
 // and reads its notes.
 func compressedELF(ctx context.Context, b []byte, kind ImageKind, limit int64) (*Notes, error) {
 	c := DetectCompression(b)
+	if c == CompressionNone && bytes.HasPrefix(b, []byte(elfMagic)) { // an uncompressed payload
+		n, err := elfNotes(bytes.NewReader(b))
+		if err != nil {
+			return nil, imageErr("reading ELF notes", err)
+		}
+		n.Kind = kind
+		return n, nil
+	}
 	if c == CompressionNone {
 		return nil, imageErr("identifying payload compression", fmt.Errorf("payload starts % x: %w", b[:min(len(b), 4)], ErrUnsupportedCompression))
 	}

@@ -148,6 +148,23 @@ func TestReadNotesCompressed(t *testing.T) {
 	}
 }
 
+func TestReadNotesUncompressedBzImage(t *testing.T) {
+	elf := readFixture(t, "notes64.elf")
+	n, err := magic.ReadNotesBytes(context.Background(), bzImage(elf, len(elf), 0x020f), nil)
+	require.NoError(t, err)
+	wantStandard(t, n, false)
+	assert.Equal(t, magic.ImageBzImage, n.Kind)
+	assert.Equal(t, magic.CompressionNone, n.Compression)
+}
+
+func TestReadNotesHugeProgramHeaders(t *testing.T) {
+	elf := bytes.Clone(readFixture(t, "notes64.elf"))
+	binary.LittleEndian.PutUint16(elf[54:], 0xfff0) // e_phentsize
+	binary.LittleEndian.PutUint16(elf[56:], 0xfff0) // e_phnum
+	_, err := magic.ReadNotesBytes(context.Background(), elf, nil)
+	assert.ErrorIs(t, err, magic.ErrBadImage)
+}
+
 // TestReadNotesFixtures decodes streams made by the reference command-line
 // tools (testdata/make.sh), including xz with the x86 BCJ filter as Linux
 // builds bzImages.

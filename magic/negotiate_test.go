@@ -129,3 +129,35 @@ func TestConventionValues(t *testing.T) {
 	assert.Equal(t, "elf-note", magic.SourceELFNote.String())
 	assert.Equal(t, "Source(9)", magic.Source(9).String())
 }
+
+func FuzzNegotiate(f *testing.F) {
+	f.Add("xen-3.0-x86_64 sc", uint64(0), true, "", "1", 0, false)
+	f.Add("xen-3.0-x86_64", uint64(1), true, "seed", "", 3, true)
+	f.Fuzz(func(t *testing.T, m string, note uint64, hasNote bool, fsc, fs string, override int, force bool) {
+		src := magic.Sources{Magic: m, FeatureSuspendCancel: fsc, FeatureSuspend: fs, Override: magic.Convention(override), Force: force}
+		if hasNote {
+			src.Notes = &magic.Notes{SuspendCancel: note}
+		}
+		d, err := magic.Negotiate(src)
+		if err != nil {
+			assert.Equal(t, magic.Decision{}, d)
+			if !errors.Is(err, magic.ErrConflict) && !errors.Is(err, magic.ErrBadEvidence) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if d.Convention < magic.ConventionNone || d.Convention > magic.ConventionUpstream {
+			t.Fatalf("invalid convention %v", d.Convention)
+		}
+		if !force {
+			for _, c := range d.Claims {
+				if c.Convention != d.Convention {
+					t.Fatalf("claim %v disagrees with %v without Force", c, d.Convention)
+				}
+			}
+		}
+		if v, ok := d.Convention.CancelValue(); ok && v != d.CancelValue {
+			t.Fatalf("cancel value %d for %v", d.CancelValue, d.Convention)
+		}
+	})
+}

@@ -228,7 +228,7 @@ func elfNotes(r io.ReaderAt) (*Notes, error) {
 	}
 	n := &Notes{Kind: ImageELF, Class: class}
 	if phnum > 0 && phnum != 0xffff { // PN_XNUM: the count is elsewhere; use the sections
-		if phentsize < minEnt || phoff > math.MaxInt64-phnum*phentsize {
+		if phentsize < minEnt || phnum*phentsize > maxNoteBytes || phoff > math.MaxInt64-phnum*phentsize {
 			return nil, fmt.Errorf("program headers (%d x %d at %d): %w", phnum, phentsize, phoff, ErrBadImage)
 		}
 		ph, err := readCapped(io.NewSectionReader(r, int64(phoff), int64(phnum*phentsize)), phnum*phentsize, "program headers")
