@@ -84,6 +84,9 @@ func exitCode(err error) int {
 	if errors.Is(err, context.Canceled) {
 		return exitCancelled
 	}
+	if code, ok := classifyError(err); ok {
+		return code
+	}
 	for _, r := range classRules {
 		if errors.Is(err, r.target) {
 			return r.code

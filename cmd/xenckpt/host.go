@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xenckpt/xenckpt/checkpoint"
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/magic"
+	"github.com/xenckpt/xenckpt/xensim"
+	"github.com/xenckpt/xenckpt/xenstore"
+)
+
+// simFlags are the flags every domain command takes to run on an
+// in-process simulated host instead of this machine's Xen.
+type simFlags struct {
+	sim       bool
+	guestType string
+	guestConv string
+	guestMiB  int
+	dirtyRate int
+	evtchn    bool
+	behaviour string
+}
+
+func (s *simFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&s.sim, "sim", false, "run on an in-process simulated Xen host with a freshly booted guest (no DOMID)")
+	f.StringVar(&s.guestType, "guest-type", "pv", "with --sim: guest type pv, pv32 or pvh")
+	f.StringVar(&s.guestConv, "guest-convention", "seed", "with --sim: the guest kernel's cancel convention: seed, linux or legacy")
+	f.IntVar(&s.guestMiB, "guest-mem", 16, "with --sim: guest memory in MiB")
+	f.IntVar(&s.dirtyRate, "guest-dirty-rate", 0, "with --sim: pages per second the guest dirties")
+	f.BoolVar(&s.evtchn, "guest-evtchn", false, "with --sim: the guest offers a suspend event channel")
+	f.StringVar(&s.behaviour, "guest-behaviour", "normal", "with --sim: how the guest answers a suspend: normal, never-ack, ack-only, crash")
+}
+
+// guestConfig turns the flags into a simulated guest's config.
+func (s *simFlags) guestConfig() (xensim.GuestConfig, error) {
+	var g xensim.GuestConfig
+	switch s.guestType {
+	case "pv", "pv64":
+		g.Kind = xensim.PV64
+	case "pv32":
+		g.Kind = xensim.PV32
+	case "pvh", "hvm":
+		g.Kind = xensim.PVH
+	default:
+		return g, usageErrorf("unknown --guest-type %q (pv, pv32 or pvh)", s.guestType)
+	}
+	switch s.guestConv {
+	case "seed":
+		g.Convention = xensim.ConventionSeed
+	case "linux", "upstream":
+		g.Convention = xensim.ConventionLinux
+	case "legacy", "none":
+		g.Convention = xensim.ConventionLegacy
+	default:
+		return g, usageErrorf("unknown --guest-convention %q (seed, linux or legacy)", s.guestConv)
+	}
+	switch s.behaviour {
+	case "normal":
+		g.Behaviour = xensim.Normal
+	case "never-ack":
+		g.Behaviour = xensim.NeverAcknowledge
+	case "ack-only":
+		g.Behaviour = xensim.AcknowledgeOnly
+	case "crash":
+		g.Behaviour = xensim.CrashOnSuspend
+	default:
+		return g, usageErrorf("unknown --guest-behaviour %q", s.behaviour)
+	}
+	if s.guestMiB < 1 {
+		return g, usageErrorf("--guest-mem must be at least 1 (MiB)")
+	}
+	g.Pages = uint64(s.guestMiB) << 20 / xensim.PageSize
+	g.DirtyRate = s.dirtyRate
+	g.SuspendEventChannel = s.evtchn
+	return g, nil
+}
+
+// resumeFlags say how a suspended guest is resumed (cancelled).
+type resumeFlags struct {
+	convention string
+	kernel     string
+	slowResume bool
+}
+
+func (r *resumeFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.convention, "convention", "", "cancel convention override: seed (cancel writes 0) or upstream (writes 1); empty negotiates")
+	f.StringVar(&r.kernel, "kernel", "", "the guest's kernel image: its XEN_ELFNOTE_SUSPEND_CANCEL note selects the upstream convention")
+	f.BoolVar(&r.slowResume, "slow-resume", false, "allow the slow resume (guest reconnects as after a restore) for guests with no cancel convention")
+}
+
+// options builds checkpoint.ResumeOptions. On the simulator, a Linux- or
+// legacy-convention guest is described as a toolstack would know it: by
+// its kernel's ELF note, or by allowing the slow resume.
+func (r *resumeFlags) options(ctx context.Context, sf *simFlags) (checkpoint.ResumeOptions, error) {
+	o := checkpoint.ResumeOptions{SlowResume: r.slowResume}
+	switch r.convention {
+	case "":
+	case "seed":
+		o.Convention = magic.ConventionSeed
+	case "upstream", "linux":
+		o.Convention = magic.ConventionUpstream
+	default:
+		return o, usageErrorf("unknown --convention %q (seed or upstream)", r.convention)
+	}
+	if r.kernel != "" {
+		f, err := os.Open(r.kernel)
+		if err != nil {
+			return o, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return o, err
+		}
+		n, err := magic.ReadNotes(ctx, f, fi.Size(), nil)
+		if err != nil {
+			return o, withCode(exitImage, fmt.Errorf("reading ELF notes of %s: %w", r.kernel, err))
+		}
+		o.Notes = n
+	}
+	if sf != nil && sf.sim && o.Convention == 0 && o.Notes == nil {
+		switch sf.guestConv {
+		case "linux", "upstream":
+			o.Notes = &magic.Notes{SuspendCancel: 1, Raw: []magic.Note{{Type: magic.NoteSuspendCancel, Desc: []byte{1, 0, 0, 0}}}}
+		case "legacy", "none":
+			o.SlowResume = true
+		}
+	}
+	return o, nil
+}
+
+// host is a toolstack's view of one Xen host: this dom0, or a simulated
+// host living in this process.
+type host struct {
+	hv  *domctl.Conn
+	xs  *xenstore.Client
+	ctl *checkpoint.Controller
+
+	sim     *xensim.Host // nil on a real dom0
+	lockDir string
+}
+
+// timeoutFlags are the suspend handshake timeouts.
+type timeoutFlags struct {
+	ack, suspend time.Duration
+}
+
+func (t *timeoutFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.DurationVar(&t.ack, "ack-timeout", checkpoint.DefaultAckTimeout, "how long the guest may take to acknowledge a suspend request")
+	f.DurationVar(&t.suspend, "suspend-timeout", checkpoint.DefaultSuspendTimeout, "how long the guest may take to suspend after acknowledging")
+}
+
+// openHost connects to this machine's Xen, or boots a simulated host.
+func (a *app) openHost(ctx context.Context, sim bool, tf *timeoutFlags) (*host, error) {
+	h := &host{}
+	cfg := &checkpoint.Config{Logger: a.log}
+	if tf != nil {
+		cfg.AckTimeout, cfg.SuspendTimeout = tf.ack, tf.suspend
+	}
+	if sim {
+		s, err := xensim.NewHost(nil)
+		if err != nil {
+			return nil, fmt.Errorf("booting simulated host: %w", err)
+		}
+		h.sim = s
+		if h.hv, err = domctl.NewConn(s.Backend(), nil); err != nil {
+			h.close()
+			return nil, fmt.Errorf("connecting to simulated hypervisor: %w", err)
+		}
+		if h.xs, err = s.Store(0); err != nil {
+			h.close()
+			return nil, fmt.Errorf("connecting to simulated xenstored: %w", err)
+		}
+		// The simulated host's suspend lock files are its own.
+		if h.lockDir, err = os.MkdirTemp("", "xenckpt-sim-lock-"); err != nil {
+			h.close()
+			return nil, err
+		}
+		cfg.LockDir = h.lockDir
+	} else {
+		var err error
+		if h.hv, err = domctl.Open(ctx); err != nil {
+			return nil, withCode(exitPermission, fmt.Errorf("opening the hypervisor (is this a Xen dom0, running as root?): %w", err))
+		}
+		if h.xs, err = xenstore.Dial(ctx, nil); err != nil {
+			h.close()
+			return nil, withCode(exitPermission, fmt.Errorf("connecting to xenstored: %w", err))
+		}
+	}
+	h.ctl = checkpoint.New(h.hv, h.xs, cfg)
+	return h, nil
+}
+
+func (h *host) close() error {
+	var errs []error
+	if h.xs != nil {
+		errs = append(errs, h.xs.Close())
+	}
+	if h.hv != nil {
+		errs = append(errs, h.hv.Close())
+	}
+	if h.sim != nil {
+		errs = append(errs, h.sim.Close())
+	}
+	if h.lockDir != "" {
+		errs = append(errs, os.RemoveAll(h.lockDir))
+	}
+	return errors.Join(errs...)
+}
+
+// domainArg resolves the domain a command works on: DOMID on a real host,
+// a freshly booted guest with --sim.
+func (a *app) domainArg(ctx context.Context, h *host, sf *simFlags, args []string) (domctl.DomID, *xensim.Guest, error) {
+	if h.sim != nil {
+		gc, err := sf.guestConfig()
+		if err != nil {
+			return 0, nil, err
+		}
+		g, err := h.sim.CreateGuest(ctx, gc)
+		if err != nil {
+			return 0, nil, fmt.Errorf("booting simulated guest: %w", err)
+		}
+		if err := g.WaitCounter(ctx, 1); err != nil {
+			return 0, nil, err
+		}
+		a.log.Info("simulated guest booted", "domain", g.Domain(), "type", sf.guestType, "convention", sf.guestConv, "pages", gc.Pages)
+		return g.Domain(), g, nil
+	}
+	if len(args) == 0 {
+		return 0, nil, usageErrorf("DOMID is required (or --sim)")
+	}
+	d, err := strconv.ParseUint(args[0], 10, 16)
+	if err != nil || d == 0 || domctl.DomID(d) >= domctl.DomIDFirstReserved {
+		return 0, nil, usageErrorf("bad DOMID %q: a guest domain id, 1..%d", args[0], domctl.DomIDFirstReserved-1)
+	}
+	return domctl.DomID(d), nil, nil
+}
+
+// domArgs validates [DOMID] plus extra positional arguments.
+func domArgs(sf *simFlags, extra int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if sf.sim {
+			return exactArgs(extra, names)(cmd, args)
+		}
+		if extra == 0 {
+			return exactArgs(1, "DOMID")(cmd, args)
+		}
+		return exactArgs(1+extra, "DOMID "+names)(cmd, args)
+	}
+}
+
+// guestRunning reports whether dom exists, is neither paused nor shut
+// down, and (on the simulator) its guest still counts.
+func (h *host) guestRunning(ctx context.Context, dom domctl.DomID) bool {
+	info, err := h.hv.DomainInfo(ctx, dom)
+	if err != nil || info.Paused() || info.Shutdown() || info.Dying() {
+		return false
+	}
+	if h.sim == nil {
+		return true
+	}
+	g := h.sim.Guest(dom)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	return g.WaitCounter(wctx, g.Counter()) == nil
+}
+
+// guestDomains counts the domains other than dom0.
+func (h *host) guestDomains() int {
+	if h.sim == nil {
+		return -1
+	}
+	n := 0
+	for _, d := range h.sim.Domains() {
+		if d != 0 {
+			n++
+		}
+	}
+	return n
+}
