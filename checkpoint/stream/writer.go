@@ -120,12 +120,10 @@ func (w *Writer) reserve(n int) []byte {
 	return w.buf[l : l+n]
 }
 
-// appendBytes stages b.
-func (w *Writer) appendBytes(b []byte) {
-	if d := w.reserve(len(b)); d != nil {
-		copy(d, b)
-	}
-}
+// appendBytes stages b, or writes it directly when it is large, so a big
+// record (an emulator context, say) neither grows the staging buffer nor is
+// copied.
+func (w *Writer) appendBytes(b []byte) { w.writeData(b) }
 
 // recordHeader stages a record header for a body of n bytes and returns the
 // padding the body needs.

@@ -110,3 +110,20 @@ func TestContiguousRun(t *testing.T) {
 	assert.Equal(t, 1, contiguousRun([][]byte{mem[: PageSize : PageSize+1], p(1)}))
 	assert.Equal(t, 1, contiguousRun([][]byte{page(0, 0), page(1, 0)}))
 }
+
+func TestLargeRecordIsNotStaged(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, &WriterOptions{BufferSize: 64 << 10})
+	capBefore := cap(w.buf)
+	blob := bytes.Repeat([]byte{7}, 4<<20+3)
+	require.NoError(t, w.WriteLibxlHeader())
+	require.NoError(t, w.WriteEmulatorContext(EmulatorQEMUUpstream, 0, blob))
+	assert.Equal(t, capBefore, cap(w.buf), "staging buffer grew")
+	require.NoError(t, w.WriteLibxlEnd())
+	recs, err := readAll(buf.Bytes(), nil)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	emu, err := recs[1].Emulator()
+	require.NoError(t, err)
+	assert.Equal(t, Emulator{ID: EmulatorQEMUUpstream, Data: blob}, emu)
+}
