@@ -308,3 +308,40 @@ func TestDialOrder(t *testing.T) {
 	assert.Equal(t, xenstore.DefaultSocket, xenstore.SocketPath())
 	_ = errors.New
 }
+
+func TestDialSocketCloseUnblocks(t *testing.T) {
+	sock := t.TempDir() + "/socket"
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			accepted <- c // reads nothing, answers nothing
+		}
+	}()
+	c, err := xenstore.DialSocket(context.Background(), sock, nil)
+	require.NoError(t, err)
+	peer := <-accepted
+	defer peer.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(context.Background(), "/never")
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the call block in the daemon-less wait
+	require.NoError(t, c.Close())
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock a call on a blocking socket")
+	}
+
+	_, err = xenstore.DialSocket(context.Background(), sock+".missing", nil)
+	var oe *xenstore.OpError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, xenstore.OpDial, oe.Op)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+}
