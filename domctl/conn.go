@@ -154,9 +154,11 @@ func (c *Conn) free(b []byte) {
 	if b == nil {
 		return
 	}
-	if len(b) == pageSize && !c.closed.Load() {
+	if len(b) == pageSize {
+		// Close sets closed before it empties the pool under mu, so a
+		// buffer pooled here while closed is false is freed by Close.
 		c.mu.Lock()
-		if len(c.pool) < poolMax {
+		if !c.closed.Load() && len(c.pool) < poolMax {
 			c.pool = append(c.pool, b)
 			c.mu.Unlock()
 			return

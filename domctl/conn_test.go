@@ -621,3 +621,35 @@ func TestEnableLogDirtyRetriesAfterOff(t *testing.T) {
 	c2, _ := newConn(t, func(uint64, [5]uint64, func(uint64, int) []byte) (uint64, error) { return 0, syscall.ESRCH })
 	assert.ErrorIs(t, c2.EnableLogDirty(context.Background(), 3), domctl.ErrNoDomain)
 }
+
+// TestConcurrentCallsAndClose: calls racing with Close either succeed or
+// fail with net.ErrClosed, and no hypercall buffer outlives the Conn.
+func TestConcurrentCallsAndClose(t *testing.T) {
+	r := newRecorder(t)
+	r.respond = func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		d := domctlIn(args, mem)
+		abi.DomctlPayload[abi.DomctlGetDomainInfo](d).Domain = d.Domain
+		return 0, nil
+	}
+	c, err := domctl.NewConn(r, nil)
+	require.NoError(t, err)
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var err error
+			for i := 0; i < 200 && err == nil; i++ {
+				_, err = c.DomainInfo(context.Background(), 1)
+			}
+			done <- err
+		}()
+	}
+	require.NoError(t, c.Close())
+	for range 8 {
+		if err := <-done; err != nil {
+			assert.ErrorIs(t, err, net.ErrClosed)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	assert.Empty(t, r.bufs, "hypercall buffers leaked")
+}
