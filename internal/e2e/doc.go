@@ -21,6 +21,8 @@
 //   - XENCKPT_LAB_WORK=dir: keep build products, serial.log, qemu.cmdline
 //     and the unpacked result tar (dir/out) there.
 //   - XENCKPT_LAB_RUN=regexp: run only the matching in-dom0 tests.
+//   - XENCKPT_LAB_TIMEOUT=duration: bound of the whole QEMU run (default
+//     20m, 35m in full mode; the payload gets 4 minutes less).
 //   - XENCKPT_LAB_ACCEL: QEMU's -accel (default tcg,thread=multi).
 //
 // # How it works

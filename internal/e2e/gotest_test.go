@@ -39,3 +39,11 @@ func TestVersionLess(t *testing.T) {
 	assert.True(t, versionLess("/boot/vmlinuz-6.1.0-9-amd64", "/boot/vmlinuz-6.1.0-56-amd64"))
 	assert.False(t, versionLess("/boot/vmlinuz-6.10.0-1-amd64", "/boot/vmlinuz-6.9.0-1-amd64"))
 }
+
+func TestTimingReport(t *testing.T) {
+	ts := ParseTimings("xl\tsave -c\tpv\t2.000\nxenckpt\tcheckpoint\tpv\t1.000\nxenckpt\tcheckpoint\tpv\t3.000\nxenckpt\tcheckpoint\tpv\t1.500\nbad line\n")
+	assert.Len(t, ts, 4)
+	r := TimingReport(ts)
+	assert.Contains(t, r, "| checkpoint vs xl save -c | pv | 1.50 | 2.00 | 0.75 |")
+	assert.NotContains(t, r, "| pvh |")
+}

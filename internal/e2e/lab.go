@@ -51,9 +51,10 @@ type Config struct {
 	// (zero means Timeout minus 3 minutes).
 	PayloadDir     string
 	PayloadTimeout time.Duration
-	// Export copies the save images the payload left in /tmp/lab-images
-	// into the result tar.
-	Export bool
+	// Export selects the save images (left by the payload in
+	// /tmp/lab-images) that go into the result tar: "all", "project" (the
+	// xenckpt-* images the project wrote) or "" for none.
+	Export string
 	// RequireAll is passed into dom0 as XENCKPT_REQUIRE_ALL=1 so that the
 	// payload's skips become failures (set it in CI).
 	RequireAll bool
@@ -407,15 +408,12 @@ func buildDom0Initrd(ctx context.Context, cfg *Config, dst string, domUKernel, d
 	}
 	a.bytes("lab/modules.list", []byte(list.String()), 0o644)
 
-	export, requireAll := 0, 0
-	if cfg.Export {
-		export = 1
-	}
+	requireAll := 0
 	if cfg.RequireAll {
 		requireAll = 1
 	}
-	env := fmt.Sprintf("LAB_XENVER=%s\nLAB_MODE=%s\nLAB_EXPORT=%d\nLAB_REQUIRE_ALL=%d\nLAB_PAYLOAD_TIMEOUT=%d\n",
-		cfg.XenVersion, cfg.Mode, export, requireAll, int(cfg.PayloadTimeout.Seconds()))
+	env := fmt.Sprintf("LAB_XENVER=%s\nLAB_MODE=%s\nLAB_EXPORT=%s\nLAB_REQUIRE_ALL=%d\nLAB_PAYLOAD_TIMEOUT=%d\n",
+		cfg.XenVersion, cfg.Mode, cfg.Export, requireAll, int(cfg.PayloadTimeout.Seconds()))
 	a.bytes("lab/env", []byte(env), 0o644)
 
 	a.bytes("boot/vmlinuz", domUKernel, 0o644)

@@ -83,7 +83,9 @@ func Boot(ctx context.Context, cfg *Config, f *Files) (*Result, error) {
 	defer serial.Close()
 
 	cmd := exec.Command("timeout", argv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// If this process dies (a go test timeout panic), timeout(1) gets
+	// SIGTERM, which it forwards to QEMU.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return res, stepErr("start qemu", err)

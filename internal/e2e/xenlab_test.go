@@ -35,7 +35,9 @@ func labMode() string {
 // Environment: XENCKPT_LAB_MODE=full adds the slower cases (image export
 // and host-side verification, repeated cycles); XENCKPT_LAB_WORK=dir keeps
 // the build products, serial log and result tar there instead of a
-// temporary directory; XENCKPT_LAB_ACCEL overrides QEMU's -accel.
+// temporary directory; XENCKPT_LAB_RUN=regexp runs only the matching in-dom0
+// tests; XENCKPT_LAB_TIMEOUT=duration bounds the QEMU run (default 20m, full
+// 35m); XENCKPT_LAB_ACCEL overrides QEMU's -accel.
 func TestXenLab(t *testing.T) {
 	for _, c := range []string{"qemu-system-x86_64", "xz", "ldd", "modprobe", "timeout", "go"} {
 		testutil.RequireCommand(t, c, "apt-get install qemu-system-x86 xz-utils kmod (scripts/setup.sh)")
@@ -65,6 +67,20 @@ func TestXenLab(t *testing.T) {
 	if mode == "full" {
 		timeout = 35 * time.Minute
 	}
+	if v := os.Getenv("XENCKPT_LAB_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err, "XENCKPT_LAB_TIMEOUT")
+		timeout = d
+	}
+	if dl, ok := t.Deadline(); ok {
+		// Leave go test's own -timeout a minute for the build and results.
+		if left := time.Until(dl) - 2*time.Minute; left < timeout {
+			if left < 8*time.Minute {
+				t.Fatalf("go test -timeout leaves %v; the lab needs about %v: run with -timeout 40m", time.Until(dl).Round(time.Second), timeout)
+			}
+			timeout = left
+		}
+	}
 	payload := filepath.Join(work, "payload")
 	buildPayload(ctx, t, payload, mode, timeout-4*time.Minute)
 
@@ -72,11 +88,14 @@ func TestXenLab(t *testing.T) {
 		Work:       work,
 		Mode:       mode,
 		PayloadDir: payload,
-		Export:     mode == "full",
+		Export:     "project",
 		RequireAll: testutil.InCI(),
 		Accel:      os.Getenv("XENCKPT_LAB_ACCEL"),
 		Timeout:    timeout,
 		Logf:       t.Logf,
+	}
+	if mode == "full" {
+		cfg.Export = "all"
 	}
 	files, err := Build(ctx, cfg)
 	require.NoError(t, err, "building the lab")
@@ -112,14 +131,14 @@ func TestXenLab(t *testing.T) {
 		})
 	}
 	if b, err := os.ReadFile(filepath.Join(res.Out, "payload", "timings.tsv")); err == nil {
-		t.Logf("timings (tool, operation, guest, seconds):\n%s", b)
+		report := TimingReport(ParseTimings(string(b)))
+		_ = os.WriteFile(filepath.Join(res.Out, "timings.md"), []byte(report), 0o644)
+		t.Logf("timings (tool, operation, guest, seconds):\n%s\nproject vs xl (medians, this run):\n%s", b, report)
 	}
 	if !res.Pass {
 		t.Errorf("dom0 reported RESULT FAIL (serial: %s)", res.Serial)
 	}
-	if mode == "full" {
-		verifyImages(ctx, t, filepath.Join(res.Out, "images"))
-	}
+	verifyImages(ctx, t, filepath.Join(res.Out, "images"), mode == "full")
 }
 
 // buildPayload builds the in-dom0 test binary (static, tagged) and, when
@@ -171,23 +190,42 @@ func hasMain(dir string) bool {
 	return false
 }
 
-// verifyImages runs Xen's own verify-stream-v2 on every exported xl image.
-func verifyImages(ctx context.Context, t *testing.T, dir string) {
-	imgs, _ := filepath.Glob(filepath.Join(dir, "xl-*"))
-	if len(imgs) == 0 {
-		t.Errorf("step verify images: no xl images exported to %s", dir)
-		return
-	}
-	tool := "/usr/lib/xen-4.17/bin/verify-stream-v2"
-	testutil.RequireFile(t, tool, "apt-get install xen-utils-4.17 python3")
-	for _, img := range imgs {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		out, err := exec.CommandContext(cctx, "python3", tool, "-f", "xl", "-i", img).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Errorf("step verify-stream-v2 %s: %v\n%s", filepath.Base(img), err, out)
+// verifyImages runs Xen's own verify-stream-v2 on every exported image:
+// the project's (always exported) and, in full mode, xl's.
+func verifyImages(ctx context.Context, t *testing.T, dir string, wantXL bool) {
+	t.Run("verify-stream-v2", func(t *testing.T) {
+		tool := "/usr/lib/xen-4.17/bin/verify-stream-v2"
+		testutil.RequireFile(t, tool, "apt-get install xen-utils-4.17 python3")
+		imgs, _ := filepath.Glob(filepath.Join(dir, "*"))
+		var ours, xls int
+		for _, img := range imgs {
+			base := filepath.Base(img)
+			switch {
+			case strings.HasPrefix(base, "xenckpt-"):
+				ours++
+			case strings.HasPrefix(base, "xl-"):
+				xls++
+			}
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			start := time.Now()
+			cmd := exec.CommandContext(cctx, "python3", tool, "-f", "xl", "-i", img)
+			// Debian installs Xen's python package outside python's path.
+			cmd.Env = append(os.Environ(), "PYTHONPATH=/usr/lib/xen-4.17/lib/python")
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if err != nil {
+				t.Errorf("step verify-stream-v2 %s: %v\n%s", base, err, out)
+				continue
+			}
+			t.Logf("verify-stream-v2 -f xl %s: ok (%.1fs)", base, time.Since(start).Seconds())
 		}
-	}
+		if ours == 0 {
+			t.Errorf("no image written by the project was exported from dom0 (%s)", dir)
+		}
+		if wantXL && xls == 0 {
+			t.Errorf("no xl image was exported from dom0 (%s)", dir)
+		}
+	})
 }
 
 func tail(p string, n int) string {

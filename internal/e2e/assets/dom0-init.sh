@@ -49,9 +49,13 @@ finish() {
 	mkdir -p "$OUT/console"
 	cp /var/log/xen/console/* "$OUT/console/" 2>/dev/null
 	cp /var/log/xen/*.log "$OUT/" 2>/dev/null
-	if [ "$LAB_EXPORT" = 1 ] && [ -d /tmp/lab-images ]; then
-		mv /tmp/lab-images "$OUT/images"
-	fi
+	# Save images for the host's verify-stream-v2: all of them, or only the
+	# ones the project wrote (xenckpt-*).
+	mkdir -p "$OUT/images"
+	case "$LAB_EXPORT" in
+	all) mv /tmp/lab-images/* "$OUT/images/" 2>/dev/null ;;
+	project) mv /tmp/lab-images/xenckpt-* "$OUT/images/" 2>/dev/null ;;
+	esac
 	df -k /tmp >"$OUT/df.txt" 2>&1
 	echo "$RESULT" >"$OUT/result"
 	s=$(now)
