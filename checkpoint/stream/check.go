@@ -18,6 +18,7 @@ const (
 	stLibxc                  // libxc records
 	stLibxlCkpt              // libxl records inside a checkpoint (after libxc CHECKPOINT)
 	stDone                   // the outermost END has been seen
+	stBack                   // COLO back channel: records only
 )
 
 // checker holds the order and content rules of §3.4-3.5 of the notes: what
@@ -110,6 +111,12 @@ func (c *checker) domainHeader(h *DomainHeader) error {
 // libxcBefore checks a libxc record's type against the stream state, before
 // its body is read.
 func (c *checker) libxcBefore(t RecordType) error {
+	if c.st == stBack {
+		if t != RecCheckpointDirtyPFNList {
+			return errf(ErrUnexpectedRecord, "%v on the back channel", t)
+		}
+		return nil
+	}
 	if c.st != stLibxc {
 		return errf(ErrOrder, "libxc record outside the libxc stream")
 	}
@@ -276,6 +283,15 @@ func (c *checker) libxcBody(t RecordType, b []byte) error {
 		if n%16 != 0 {
 			return errf(ErrBadLength, "length %d not a multiple of 16", n)
 		}
+	case RecCheckpointDirtyPFNList:
+		if n%8 != 0 {
+			return errf(ErrBadLength, "length %d not a multiple of 8", n)
+		}
+		for i := 0; i < n; i += 8 {
+			if pfn := le.Uint64(b[i:]); pfn > c.maxPFN {
+				return errf(ErrBadPFN, "dirty pfn %#x above %#x", pfn, c.maxPFN)
+			}
+		}
 	}
 	switch t {
 	case RecStaticDataEnd:
@@ -398,6 +414,12 @@ func pageLength(length uint32, count, ndata int) error {
 
 // libxlBefore checks a libxl record's type against the state.
 func (c *checker) libxlBefore(t LibxlRecordType) error {
+	if c.st == stBack {
+		if t != LibxlCheckpointState {
+			return errf(ErrUnexpectedRecord, "libxl %v on the back channel", t)
+		}
+		return nil
+	}
 	if c.st != stLibxl && c.st != stLibxlCkpt {
 		return errf(ErrOrder, "libxl record outside the libxl stream")
 	}

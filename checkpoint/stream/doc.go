@@ -63,6 +63,9 @@
 // In a checkpointed (Remus/COLO) libxl stream, each libxc CHECKPOINT hands
 // over to libxl records (emulator state) closed by CHECKPOINT_END, after
 // which libxc records continue; there is one LIBXC_CONTEXT per stream.
+// COLO's back channel (secondary to primary, LayerBackChannel) carries
+// bare records: libxl CHECKPOINT_STATE and libxc CHECKPOINT_DIRTY_PFN_LIST
+// (u64 pfn[]).
 //
 // # Rules enforced
 //

@@ -77,6 +77,12 @@ const (
 	LayerXL
 	LayerLibxl
 	LayerLibxc
+	// LayerBackChannel is COLO's secondary-to-primary channel: no
+	// headers, only libxl CHECKPOINT_STATE and libxc
+	// CHECKPOINT_DIRTY_PFN_LIST records, until the channel closes. The
+	// Reader never detects it; ask for it in ReaderOptions.Layer or
+	// WriterOptions.BackChannel.
+	LayerBackChannel
 )
 
 func (l Layer) String() string {
@@ -89,6 +95,8 @@ func (l Layer) String() string {
 		return "libxl"
 	case LayerLibxc:
 		return "libxc"
+	case LayerBackChannel:
+		return "back channel"
 	}
 	return fmt.Sprintf("Layer(%d)", uint8(l))
 }

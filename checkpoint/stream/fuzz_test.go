@@ -23,6 +23,13 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	} {
 		seeds = append(seeds, imageBytes(f, im))
 	}
+	var back bytes.Buffer
+	bw := NewWriter(&back, &WriterOptions{BackChannel: true})
+	if err := errors.Join(bw.WriteCheckpointState(CheckpointStateSVMSuspended),
+		bw.WriteCheckpointDirtyPFNList([]uint64{1, 2, 3})); err != nil {
+		f.Fatal(err)
+	}
+	seeds = append(seeds, back.Bytes())
 	paths, _ := filepath.Glob("testdata/*.small")
 	heads, _ := filepath.Glob("testdata/*.head")
 	for _, p := range append(paths, heads...) {
@@ -49,20 +56,21 @@ func FuzzReaderNext(f *testing.F) {
 		runtime.ReadMemStats(&ms)
 		before := ms.TotalAlloc
 		for _, mode := range []CheckpointMode{CheckpointsRefused, CheckpointsBuffered, CheckpointsUnbuffered} {
-			fuzzRead(t, b, mode)
+			fuzzRead(t, b, &ReaderOptions{Checkpoints: mode, MaxPFN: 1 << 20}, nil)
 		}
+		fuzzRead(t, b, &ReaderOptions{Layer: LayerBackChannel, MaxPFN: 1 << 20}, &WriterOptions{BackChannel: true})
 		runtime.ReadMemStats(&ms)
-		// Three passes, each holding the input at most a few times over
+		// Four passes, each holding the input at most a few times over
 		// (bodies, owned copies of buffered checkpoints, page buffers),
 		// plus fixed buffers (bufio, staging).
-		if used, limit := ms.TotalAlloc-before, uint64(3*(16*len(b)+4<<20)); used > limit {
+		if used, limit := ms.TotalAlloc-before, uint64(4*(16*len(b)+4<<20)); used > limit {
 			t.Fatalf("allocated %d bytes for a %d-byte input (limit %d)", used, len(b), limit)
 		}
 	})
 }
 
-func fuzzRead(t *testing.T, b []byte, mode CheckpointMode) {
-	r := NewReader(bytes.NewReader(b), &ReaderOptions{Checkpoints: mode, MaxPFN: 1 << 20})
+func fuzzRead(t *testing.T, b []byte, opts *ReaderOptions, wopts *WriterOptions) {
+	r := NewReader(bytes.NewReader(b), opts)
 	split := false
 	for {
 		rec, err := r.Next()
@@ -101,8 +109,8 @@ func fuzzRead(t *testing.T, b []byte, mode CheckpointMode) {
 		return // the Writer splits records of more than 1024 pfns
 	}
 	var out bytes.Buffer
-	w := NewWriter(&out, nil)
-	r2 := NewReader(bytes.NewReader(b), &ReaderOptions{Checkpoints: mode, MaxPFN: 1 << 20})
+	w := NewWriter(&out, wopts)
+	r2 := NewReader(bytes.NewReader(b), opts)
 	for {
 		rec, err := r2.Next()
 		if errors.Is(err, io.EOF) {

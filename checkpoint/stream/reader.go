@@ -37,6 +37,7 @@ const (
 type ReaderOptions struct {
 	// Layer is the outermost layer of the stream. LayerAuto (zero) detects
 	// it from the first bytes: xl's magic, "LibxlFmt", or the libxc marker.
+	// LayerBackChannel reads COLO's back channel.
 	Layer Layer
 	// MaxPFN is the largest pfn accepted in PAGE_DATA and P2M frames
 	// (restore's pfn_is_valid for the target domain). Zero means MaxPFN,
@@ -341,6 +342,9 @@ func (r *Reader) scan(ownPages bool) (Record, error) {
 			}
 		}
 		switch l {
+		case LayerBackChannel:
+			r.chk.st, r.chk.outer = stBack, LayerBackChannel
+			return r.backRecord()
 		case LayerXL:
 			return r.xlHeader()
 		case LayerLibxl:
@@ -359,6 +363,8 @@ func (r *Reader) scan(ownPages bool) (Record, error) {
 		return r.libxlRecord()
 	case stLibxc:
 		return r.libxcRecord(ownPages)
+	case stBack:
+		return r.backRecord()
 	}
 	return Record{}, io.EOF
 }
@@ -526,11 +532,32 @@ func (r *Reader) readBody(layer Layer, name string, off int64, length uint32) er
 	return nil
 }
 
+// backRecord reads a COLO back-channel record; the channel's clean end
+// between records is io.EOF.
+func (r *Reader) backRecord() (Record, error) {
+	if _, err := r.br.Peek(1); errors.Is(err, io.EOF) {
+		r.chk.st = stDone
+		return Record{}, io.EOF
+	}
+	typ, length, off, err := r.recordHeader(LayerBackChannel)
+	if err != nil {
+		return Record{}, err
+	}
+	if LibxlRecordType(typ) == LibxlCheckpointState {
+		return r.libxlRecordBody(typ, length, off)
+	}
+	return r.libxcRecordBody(typ, length, off, false)
+}
+
 func (r *Reader) libxlRecord() (Record, error) {
 	typ, length, off, err := r.recordHeader(LayerLibxl)
 	if err != nil {
 		return Record{}, err
 	}
+	return r.libxlRecordBody(typ, length, off)
+}
+
+func (r *Reader) libxlRecordBody(typ, length uint32, off int64) (Record, error) {
 	t := LibxlRecordType(typ)
 	fail := func(err error) (Record, error) {
 		return Record{}, &FormatError{Layer: LayerLibxl, Record: t.String(), Offset: off, Err: err}
@@ -556,6 +583,10 @@ func (r *Reader) libxcRecord(ownPages bool) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	return r.libxcRecordBody(typ, length, off, ownPages)
+}
+
+func (r *Reader) libxcRecordBody(typ, length uint32, off int64, ownPages bool) (Record, error) {
 	t := RecordType(typ)
 	fail := func(err error) (Record, error) {
 		return Record{}, &FormatError{Layer: LayerLibxc, Record: t.String(), Offset: off, Err: err}

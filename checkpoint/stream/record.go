@@ -116,3 +116,15 @@ func (rec Record) CheckpointState() (CheckpointState, error) {
 	}
 	return CheckpointState(le.Uint32(rec.Body)), nil
 }
+
+// DirtyPFNs decodes a CHECKPOINT_DIRTY_PFN_LIST record (COLO back channel).
+func (rec Record) DirtyPFNs() ([]uint64, error) {
+	if err := rec.want(RecCheckpointDirtyPFNList); err != nil {
+		return nil, err
+	}
+	pfns := make([]uint64, 0, len(rec.Body)/8)
+	for i := 0; i+8 <= len(rec.Body); i += 8 {
+		pfns = append(pfns, le.Uint64(rec.Body[i:]))
+	}
+	return pfns, nil
+}

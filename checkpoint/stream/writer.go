@@ -23,6 +23,10 @@ type WriterOptions struct {
 	// Zero means 3 (what Xen 4.17 writes); 2 is allowed, and then
 	// STATIC_DATA_END and the CPUID/MSR policy records are refused.
 	Version uint32
+	// BackChannel makes the Writer write COLO's secondary-to-primary back
+	// channel: no headers, only WriteCheckpointState and
+	// WriteCheckpointDirtyPFNList, each flushed at once.
+	BackChannel bool
 	// BufferSize is the size of the staging buffer that collects small
 	// records, and page data for destinations without vectored writes, into
 	// large writes. Zero means 1 MiB; it is raised to at least 64 KiB.
@@ -65,6 +69,9 @@ func NewWriter(w io.Writer, opts *WriterOptions) *Writer {
 	}
 	o.BufferSize = max(o.BufferSize, 64<<10)
 	wr := &Writer{w: w, buf: make([]byte, 0, o.BufferSize), ver: o.Version, chk: newChecker(MaxPFN, true)}
+	if o.BackChannel {
+		wr.chk.st, wr.chk.outer = stBack, LayerBackChannel
+	}
 	switch d := w.(type) {
 	case BuffersWriter:
 		wr.vec = d.WriteBuffers
@@ -226,7 +233,7 @@ func (w *Writer) WriteLibxlRecord(t LibxlRecordType, body []byte) error {
 		return w.fail(LayerLibxl, t.String(), err)
 	}
 	w.record(uint32(t), body)
-	if t == LibxlEnd || t == LibxlCheckpointEnd {
+	if t == LibxlEnd || t == LibxlCheckpointEnd || w.chk.st == stBack {
 		return w.Flush()
 	}
 	return w.err
@@ -270,7 +277,8 @@ func (w *Writer) writeEmulator(t LibxlRecordType, id EmulatorID, index uint32, d
 // follow. It flushes.
 func (w *Writer) WriteCheckpointEnd() error { return w.WriteLibxlRecord(LibxlCheckpointEnd, nil) }
 
-// WriteCheckpointState writes the libxl CHECKPOINT_STATE record (COLO).
+// WriteCheckpointState writes the libxl CHECKPOINT_STATE record (COLO),
+// inside a checkpoint or on the back channel.
 func (w *Writer) WriteCheckpointState(s CheckpointState) error {
 	return w.WriteLibxlRecord(LibxlCheckpointState, le.AppendUint32(nil, uint32(s)))
 }
@@ -352,7 +360,7 @@ func (w *Writer) writeRecordParts(t RecordType, parts ...[]byte) error {
 		return w.fail(LayerLibxc, t.String(), err)
 	}
 	w.record(uint32(t), body)
-	if t == RecCheckpoint || (t == RecEnd && w.chk.st == stDone) {
+	if t == RecCheckpoint || (t == RecEnd && w.chk.st == stDone) || w.chk.st == stBack {
 		return w.Flush()
 	}
 	return w.err
@@ -454,6 +462,17 @@ func (w *Writer) WriteVerify() error { return w.WriteRecord(RecVerify, nil) }
 // consistent checkpoint, and flushes. In a libxl stream, libxl records
 // (emulator state, then WriteCheckpointEnd) follow.
 func (w *Writer) WriteCheckpoint() error { return w.WriteRecord(RecCheckpoint, nil) }
+
+// WriteCheckpointDirtyPFNList writes the libxc CHECKPOINT_DIRTY_PFN_LIST
+// record a COLO secondary sends back after each checkpoint (only with
+// WriterOptions.BackChannel), and flushes.
+func (w *Writer) WriteCheckpointDirtyPFNList(pfns []uint64) error {
+	b := make([]byte, 0, 8*len(pfns))
+	for _, p := range pfns {
+		b = le.AppendUint64(b, p)
+	}
+	return w.WriteRecord(RecCheckpointDirtyPFNList, b)
+}
 
 // WriteEnd writes the libxc END record. In a libxc-only stream it ends the
 // stream and flushes; in a libxl stream, libxl records follow.
@@ -620,7 +639,8 @@ func (w *Writer) writeData(data []byte) {
 // records and libxc records, with PAGE_DATA page bytes taken from r. It is
 // how a proxy or a re-writer passes a stream through; write→read→CopyRecord
 // reproduces the stream byte for byte (PAGE_DATA records of more than
-// MaxPagesPerRecord entries are split).
+// MaxPagesPerRecord entries are split). r may be nil when rec is not
+// PAGE_DATA.
 func (w *Writer) CopyRecord(r *Reader, rec Record) error {
 	switch rec.Kind {
 	case KindXLHeader:
