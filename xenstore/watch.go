@@ -19,9 +19,10 @@ type Event struct {
 // Watch is a registered xenstore watch. Events arrive on Events() in the
 // order the daemon sent them, starting with the initial event every daemon
 // fires on registration. Events are queued without bound, so a slow reader
-// never stalls the Client. The channel is closed after Close, after the
-// ctx passed to Client.Watch is done, or when the Client's connection
-// ends; Err then says why.
+// never stalls the Client. The channel is closed after Close or after the
+// ctx passed to Client.Watch is done (events still queued are dropped), or
+// when the Client's connection ends (after the queued events); Err then
+// says why. Close a Watch you stop reading from, or its goroutine stays.
 type Watch struct {
 	c     *Client
 	path  string
@@ -29,7 +30,8 @@ type Watch struct {
 
 	ch     chan Event
 	notify chan struct{}
-	stop   chan struct{}
+	stop   chan struct{} // closed when delivery ends for any reason
+	quit   chan struct{} // closed by Close: drop what is queued
 
 	mu     sync.Mutex
 	queue  []Event
@@ -72,6 +74,7 @@ func (c *Client) Watch(ctx context.Context, path string) (*Watch, error) {
 		ch:     make(chan Event),
 		notify: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
+		quit:   make(chan struct{}),
 	}
 	if c.err == nil {
 		// Register before sending, so the initial event, which follows
@@ -85,6 +88,7 @@ func (c *Client) Watch(ctx context.Context, path string) (*Watch, error) {
 		delete(c.watches, token)
 		c.mu.Unlock()
 		w.shutdown(nil)
+		close(w.quit)
 		return nil, newOpError(OpWatch, path, err)
 	}
 	if ctx.Done() != nil {
@@ -112,6 +116,7 @@ func (w *Watch) Close() error {
 			w.closeErr = newOpError(OpUnwatch, w.path, err)
 		}
 		w.shutdown(nil)
+		close(w.quit)
 	})
 	return w.closeErr
 }
@@ -130,7 +135,8 @@ func (w *Watch) deliver(e Event) {
 	}
 }
 
-// shutdown stops delivery; err (may be nil) becomes Err.
+// shutdown stops delivery; err (may be nil) becomes Err. Events already
+// queued are still delivered unless Close is called.
 func (w *Watch) shutdown(err error) {
 	w.mu.Lock()
 	if w.closed {
@@ -162,12 +168,18 @@ func (w *Watch) forward() {
 			case <-w.notify:
 				continue
 			case <-w.stop:
+				w.mu.Lock()
+				more := len(w.queue) > 0
+				w.mu.Unlock()
+				if more {
+					continue
+				}
 				return
 			}
 		}
 		select {
 		case w.ch <- e:
-		case <-w.stop:
+		case <-w.quit:
 			return
 		}
 	}
