@@ -82,6 +82,13 @@
 // capped (ReadOptions.MaxSize, default 256 MiB). Notes.SuspendCancel is
 // XEN_ELFNOTE_SUSPEND_CANCEL; Debian's and upstream Linux kernels set it to 1.
 //
+// Decompression is lazy: the program headers say where the PT_NOTE
+// segments are and only that prefix of the payload is decoded (about a
+// third of a Linux vmlinux). Integrity checks of the container (xz block
+// CRC, lzop adler32) are therefore verified only for blocks decoded in
+// full; a corrupt prefix still fails, either in the decoder or in the ELF
+// reader.
+//
 // # Negotiation
 //
 // Negotiate merges what is known about a guest (Sources) into one
