@@ -3,6 +3,7 @@ package magic
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"io"
 	"os"
 	"os/exec"
@@ -64,4 +65,27 @@ func TestDebianKernel(t *testing.T) {
 	_, err = io.ReadFull(r, got)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want[:prefix], got), "%s decoder differs from %s -dc in the first %d bytes", c, tool, prefix)
+}
+
+// TestXenHypervisorImage reads Debian's Xen binary, a gzip'd 32-bit ELF
+// whose only note is a GNU build-id: a real compressed ELF without Xen
+// notes, which must read cleanly as "no notes".
+func TestXenHypervisorImage(t *testing.T) {
+	const path = "/boot/xen-4.17-amd64.gz"
+	testutil.RequireFile(t, path, "apt-get install xen-hypervisor-4.17-amd64")
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	require.NoError(t, err)
+	n, err := ReadNotes(context.Background(), f, st.Size(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, ImageCompressedELF, n.Kind)
+	assert.Equal(t, CompressionGzip, n.Compression)
+	assert.Equal(t, elf.ELFCLASS32, n.Class)
+	assert.Empty(t, n.Raw)
+	assert.False(t, n.Has(NoteSuspendCancel))
+	d, err := Negotiate(Sources{Notes: n})
+	require.NoError(t, err)
+	assert.Equal(t, ConventionNone, d.Convention)
 }

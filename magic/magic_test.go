@@ -1,7 +1,9 @@
 package magic_test
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -194,4 +196,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Format not stable: %q vs %q", out, out2)
 		}
 	})
+}
+
+// TestOldToolCompatibility checks the three ways pre-token tools find the
+// guest type (package doc, "Why a space") against every formatted string.
+func TestOldToolCompatibility(t *testing.T) {
+	for _, p := range []magic.Platform{magic.PlatformX86_64, magic.PlatformX86_32P, magic.PlatformX86_32, magic.PlatformAArch64, magic.PlatformARMv7l} {
+		m := magic.Magic{Major: 3, Platform: p, SuspendCancel: true, Extensions: []string{"v=1"}}
+		b, err := m.Format()
+		require.NoError(t, err, p)
+		s := string(b[:bytes.IndexByte(b[:], 0)])
+		gt := "xen-3.0-" + string(p)
+		assert.True(t, strings.HasPrefix(s, gt), "strncmp prefix: %q", s)
+		assert.Equal(t, gt, strings.Fields(s)[0], "sscanf %%s / whitespace split: %q", s)
+		assert.Equal(t, gt, strings.Split(s, " ")[0], "strtok(\" \"): %q", s)
+		assert.Equal(t, gt, m.GuestType())
+	}
 }
