@@ -174,5 +174,6 @@ func standardTestNotes(class32 bool) []testNote {
 		{"Xen", uint32(NoteSupportedFeatures), le.AppendUint32(nil, 0x8801)},
 		{"Xen", uint32(NoteSuspendCancel), le.AppendUint32(nil, 1)},
 		{"Xen", uint32(NoteHVStartLow), []byte{0x80, 0xff}}, // a 2-byte numeric value
+		{"Xen", uint32(NoteL1MFNValid), append(word(1), word(1)...)},
 	}
 }

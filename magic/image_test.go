@@ -45,7 +45,8 @@ func wantStandard(t *testing.T, n *magic.Notes, class32 bool) {
 	} else {
 		assert.Equal(t, uint64(0xffffffff83079c00), n.Entry)
 	}
-	assert.Len(t, n.Raw, 7, "the GNU note must be skipped")
+	assert.Equal(t, []uint64{1, 1}, n.L1MFNValid)
+	assert.Len(t, n.Raw, 8, "the GNU note must be skipped")
 	assert.Equal(t, magic.NoteGuestOS, n.Raw[0].Type)
 }
 

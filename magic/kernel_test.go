@@ -37,6 +37,7 @@ func TestDebianKernel(t *testing.T) {
 	assert.Equal(t, "linux", n.GuestOS)
 	assert.Equal(t, "xen-3.0", n.XenVersion)
 	assert.NotZero(t, n.Entry)
+	assert.Equal(t, []uint64{1, 1}, n.L1MFNValid) // xen-head.S: .quad _PAGE_PRESENT, _PAGE_PRESENT
 	t.Logf("%s: %s payload, %d Xen notes", images[0], n.Compression, len(n.Raw))
 
 	// The decoder (xz container + x86 BCJ for Debian) against the reference

@@ -72,6 +72,11 @@ type Notes struct {
 	// SupportedFeatures is XEN_ELFNOTE_SUPPORTED_FEATURES: XENFEAT_* bitmap
 	// words (bit i of word i/32).
 	SupportedFeatures []uint32
+	// L1MFNValid is XEN_ELFNOTE_L1_MFN_VALID: (mask, value) pairs of
+	// ELF-class-sized words, flattened.
+	L1MFNValid []uint64
+	// Info is XEN_ELFNOTE_INFO, the legacy "__xen_guest" string.
+	Info string
 }
 
 // Has reports whether a note of type t was present.
@@ -104,6 +109,7 @@ var stringNotes = map[NoteType]func(n *Notes) *string{
 	NotePAEMode:      func(n *Notes) *string { return &n.PAEMode },
 	NoteFeatures:     func(n *Notes) *string { return &n.Features },
 	NoteBSDSymtab:    func(n *Notes) *string { return &n.BSDSymtab },
+	NoteInfo:         func(n *Notes) *string { return &n.Info },
 }
 
 // decode fills the typed fields from Raw.
@@ -130,6 +136,23 @@ func (n *Notes) decode(order binary.ByteOrder) error {
 		if f, ok := stringNotes[r.Type]; ok {
 			*f(n) = cstring(r.Desc)
 			continue
+		}
+		if r.Type == NoteL1MFNValid {
+			w := 8
+			if n.Class == elf.ELFCLASS32 {
+				w = 4
+			}
+			if len(r.Desc)%(2*w) != 0 {
+				return fmt.Errorf("%v has %d bytes, not (mask, value) pairs of %d-byte words: %w", r.Type, len(r.Desc), w, ErrBadNote)
+			}
+			n.L1MFNValid = n.L1MFNValid[:0]
+			for i := 0; i < len(r.Desc); i += w {
+				if w == 4 {
+					n.L1MFNValid = append(n.L1MFNValid, uint64(order.Uint32(r.Desc[i:])))
+				} else {
+					n.L1MFNValid = append(n.L1MFNValid, order.Uint64(r.Desc[i:]))
+				}
+			}
 		}
 		if r.Type == NoteSupportedFeatures {
 			if len(r.Desc)%4 != 0 {
