@@ -29,7 +29,8 @@ type checker struct {
 	checkpoints bool   // CHECKPOINT records allowed
 	maxPFN      uint64 // largest pfn accepted
 
-	libxcDone bool // the (single) libxc stream inside libxl has ended
+	wantDom   DomainType // required domain type, or 0
+	libxcDone bool       // the (single) libxc stream inside libxl has ended
 	version   uint32
 	dom       DomainType
 	width     uint8
@@ -100,6 +101,9 @@ func (c *checker) domainHeader(h *DomainHeader) error {
 	}
 	if h.Type != DomainTypePV && h.Type != DomainTypeHVM {
 		return errf(ErrBadDomainType, "type %d", uint32(h.Type))
+	}
+	if c.wantDom != 0 && h.Type != c.wantDom {
+		return errf(ErrBadDomainType, "cannot restore an %v stream into an %v domain", h.Type, c.wantDom)
 	}
 	if h.PageShift != PageShift {
 		return errf(ErrBadPageShift, "page shift %d", h.PageShift)

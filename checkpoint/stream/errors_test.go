@@ -159,6 +159,13 @@ func TestReaderErrors(t *testing.T) {
 	}
 }
 
+func TestReaderDomainType(t *testing.T) {
+	_, err := readAll(validPV, &ReaderOptions{DomainType: DomainTypeHVM, MaxPFN: 3})
+	assert.ErrorIs(t, err, ErrBadDomainType)
+	_, err = readAll(validPV, &ReaderOptions{DomainType: DomainTypePV, MaxPFN: 3})
+	assert.NoError(t, err)
+}
+
 func TestWriterRefusesBadStreams(t *testing.T) {
 	newHVM := func() (*Writer, *bytes.Buffer) {
 		var buf bytes.Buffer

@@ -43,6 +43,10 @@ type ReaderOptions struct {
 	// (restore's pfn_is_valid for the target domain). Zero means MaxPFN,
 	// the format's own limit.
 	MaxPFN uint64
+	// DomainType, when set, is the type of the domain being restored
+	// into; a stream of another type is refused (ErrBadDomainType), as
+	// libxc's setup does. Zero accepts either.
+	DomainType DomainType
 	// Checkpoints selects plain or checkpointed reading; zero refuses
 	// CHECKPOINT records.
 	Checkpoints CheckpointMode
@@ -163,11 +167,13 @@ func NewReader(r io.Reader, opts *ReaderOptions) *Reader {
 	if opts != nil {
 		o = *opts
 	}
-	return &Reader{
+	rd := &Reader{
 		br:   bufio.NewReaderSize(r, 64<<10),
 		opts: o,
 		chk:  newChecker(o.MaxPFN, o.Checkpoints != CheckpointsRefused),
 	}
+	rd.chk.wantDom = o.DomainType
+	return rd
 }
 
 // Offset returns the number of stream bytes consumed.
