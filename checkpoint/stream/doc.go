@@ -1,8 +1,9 @@
 // Package stream reads and writes Xen's save/migration image format: the
 // libxc migration stream (v2/v3), optionally inside the libxl stream (v2),
-// optionally behind xl's save-file header. Images it writes are accepted by
-// Xen 4.17's tools, and it reads, and rewrites byte for byte, the images
-// Xen's xl writes.
+// optionally behind xl's save-file header. Images it writes pass Xen 4.17's
+// verify-stream-v2 (except where that tool has known bugs) and keep to the
+// stricter rules libxc and libxl restore apply; it reads, and rewrites byte
+// for byte, the images Xen 4.17's xl save and xl migrate write.
 //
 // The package is pure and deterministic: it does no I/O beyond the
 // io.Reader and io.Writer it is given and reads nothing from the
