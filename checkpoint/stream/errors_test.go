@@ -198,3 +198,29 @@ func TestWriterRefusesBadStreams(t *testing.T) {
 	assert.ErrorIs(t, w.WriteStaticDataEnd(), ErrUnexpectedRecord)
 	assert.ErrorIs(t, w.WriteCPUIDPolicy(nil), ErrUnexpectedRecord)
 }
+
+func TestDecodersOnWrongRecords(t *testing.T) {
+	short := Record{Kind: KindLibxc, Type: RecX86TSCInfo, Body: make([]byte, 4)}
+	_, err := short.TSCInfo()
+	assert.ErrorIs(t, err, ErrBadLength)
+	_, err = Record{Kind: KindLibxc, Type: RecX86PVVCPUBasic}.VCPU()
+	assert.ErrorIs(t, err, ErrBadLength)
+	_, err = Record{Kind: KindLibxl, LibxlType: LibxlEmulatorContext}.Emulator()
+	assert.ErrorIs(t, err, ErrBadLength)
+	_, err = Record{Kind: KindLibxl, LibxlType: LibxlCheckpointState}.CheckpointState()
+	assert.ErrorIs(t, err, ErrBadLength)
+	for _, f := range []func(Record) error{
+		func(r Record) error { _, err := r.X86PVInfo(); return err },
+		func(r Record) error { _, err := r.P2MFrames(); return err },
+		func(r Record) error { _, err := r.VCPU(); return err },
+		func(r Record) error { _, err := r.TSCInfo(); return err },
+		func(r Record) error { _, err := r.HVMParams(); return err },
+		func(r Record) error { _, err := r.CPUIDPolicy(); return err },
+		func(r Record) error { _, err := r.MSRPolicy(); return err },
+		func(r Record) error { _, err := r.Emulator(); return err },
+		func(r Record) error { _, err := r.CheckpointState(); return err },
+		func(r Record) error { _, err := r.DirtyPFNs(); return err },
+	} {
+		assert.ErrorIs(t, f(Record{Kind: KindLibxc, Type: RecEnd}), ErrUnexpectedRecord)
+	}
+}

@@ -2,11 +2,21 @@ package stream
 
 // Typed decoders for record bodies. The Reader has already validated the
 // body, so they fail only when called on a record of another type (with an
-// error matching ErrUnexpectedRecord).
+// error matching ErrUnexpectedRecord) or on a hand-made Record whose body
+// is too short (ErrBadLength).
+
+// minBody is the smallest body each decoded record type can have.
+var minBody = map[RecordType]int{
+	RecX86PVInfo: 8, RecX86PVP2MFrames: 8, RecX86PVVCPUBasic: 8, RecX86PVVCPUExtended: 8,
+	RecX86PVVCPUXSave: 8, RecX86PVVCPUMSRs: 8, RecX86TSCInfo: 24, RecHVMParams: 8,
+}
 
 func (rec Record) want(t RecordType) error {
 	if rec.Kind != KindLibxc || rec.Type != t {
 		return errf(ErrUnexpectedRecord, "%v is not %v", recName(&rec), t)
+	}
+	if len(rec.Body) < minBody[t] {
+		return errf(ErrBadLength, "%v body of %d bytes", t, len(rec.Body))
 	}
 	return nil
 }
@@ -14,6 +24,9 @@ func (rec Record) want(t RecordType) error {
 func (rec Record) wantLibxl(t LibxlRecordType) error {
 	if rec.Kind != KindLibxl || rec.LibxlType != t {
 		return errf(ErrUnexpectedRecord, "%v is not libxl %v", recName(&rec), t)
+	}
+	if len(rec.Body) < 4 {
+		return errf(ErrBadLength, "%v body of %d bytes", t, len(rec.Body))
 	}
 	return nil
 }
@@ -43,9 +56,10 @@ func (rec Record) P2MFrames() (P2MFrames, error) {
 func (rec Record) VCPU() (VCPU, error) {
 	switch rec.Type {
 	case RecX86PVVCPUBasic, RecX86PVVCPUExtended, RecX86PVVCPUXSave, RecX86PVVCPUMSRs:
-		if rec.Kind == KindLibxc {
-			return VCPU{ID: le.Uint32(rec.Body), Context: rec.Body[8:]}, nil
+		if err := rec.want(rec.Type); err != nil {
+			return VCPU{}, err
 		}
+		return VCPU{ID: le.Uint32(rec.Body), Context: rec.Body[8:]}, nil
 	}
 	return VCPU{}, errf(ErrUnexpectedRecord, "%v is not a vCPU record", recName(&rec))
 }
@@ -106,6 +120,9 @@ func (rec Record) Emulator() (Emulator, error) {
 		return Emulator{}, errf(ErrUnexpectedRecord, "%v is not an emulator record", recName(&rec))
 	}
 	b := rec.Body
+	if len(b) < 8 {
+		return Emulator{}, errf(ErrBadLength, "%v body of %d bytes", rec.LibxlType, len(b))
+	}
 	return Emulator{ID: EmulatorID(le.Uint32(b)), Index: le.Uint32(b[4:]), Data: b[8:]}, nil
 }
 
