@@ -86,6 +86,18 @@ func forEachGuest(t *testing.T, f func(*testing.T, *env, *xensim.Guest, xensim.K
 	}
 }
 
+// TestSlowResumeSMP: the slow resume of a multi-vCPU PV guest resets its
+// secondary vCPUs and the guest carries on.
+func TestSlowResumeSMP(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Convention: xensim.ConventionLegacy, VCPUs: 4})
+	res, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{Resume: checkpoint.ResumeOptions{SlowResume: true}})
+	require.NoError(t, err)
+	assert.Equal(t, magic.ConventionNone, res.Convention)
+	e.requireRunning(t, g)
+	assert.EqualValues(t, 1, g.Reconnects())
+}
+
 // TestLegacyWithoutSlowResume: a guest with no convention is refused with
 // ErrNotCancellable and, since it had to be suspended to find out, brought
 // back with the slow resume anyway.

@@ -61,12 +61,26 @@ func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domc
 	return d.Convention, nil
 }
 
-// slowResumeFixup prepares a PV guest without a cancel convention for
-// resumedomain the way xc_domain_resume_any does as far as this interface
-// allows: the guest sees 0 from its suspend hypercall and reconnects as
-// after a restore. (The p2m translation of start_info's store and console
-// frames is the identity on guests whose pfn equals their gfn, which is
-// every guest this package restores.)
+// slowResumeFixup prepares a guest without a cancel convention for
+// resumedomain the way xc_domain_resume_any does, as far as this interface
+// reaches: the guest sees 0 from its suspend hypercall and reconnects as
+// after a restore; a PV guest's secondary vCPUs are reset (null context),
+// to be brought up again by the guest. (libxc also translates start_info's
+// store and console frames from PFN back to MFN through the guest's p2m;
+// that translation is the identity on every guest this package restores
+// and on xensim, and is not done here.) HVM guests need nothing but
+// resumedomain.
 func (c *Controller) slowResumeFixup(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) error {
-	return c.setReturn(ctx, dom, info, 0, false)
+	if err := c.setReturn(ctx, dom, info, 0, false); err != nil {
+		return err
+	}
+	if info.HVM() {
+		return nil
+	}
+	for v := uint32(1); v <= info.MaxVCPUID; v++ {
+		if err := c.hv.SetVCPUContext(ctx, dom, v, nil); err != nil {
+			return fmt.Errorf("resetting vCPU %d: %w", v, err)
+		}
+	}
+	return nil
 }

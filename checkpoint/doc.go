@@ -66,7 +66,10 @@
 // A Controller is safe for concurrent use. Operations on different domains
 // run in parallel; a second operation on a busy domain fails with ErrBusy.
 // Hooks and Progress callbacks run synchronously on the operation's
-// goroutine.
+// goroutine. The one goroutine that outlives a call: when ctx ends after
+// the guest acknowledged a suspend request, the call returns at once and a
+// guard keeps the domain busy for up to Config.SuspendTimeout, resuming the
+// guest if it still suspends.
 //
 // # Errors
 //

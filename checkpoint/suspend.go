@@ -168,8 +168,8 @@ func (s *suspender) checkState(ctx context.Context) error {
 // suspend asks the guest to suspend and waits until the domain is shut down
 // with SHUTDOWN_suspend. On every error return the guest was either never
 // asked, had its request withdrawn, or is not suspended: it is not left
-// suspended (if it suspends after a late acknowledgement while ctx is being
-// cancelled, suspend waits for that and resumes it).
+// suspended (if ctx ends after the guest acknowledged, a guard goroutine
+// resumes it should it still suspend; see settleAfterCancel).
 func (s *suspender) suspend(ctx context.Context, resume func(context.Context) error) error {
 	if err := s.checkState(ctx); err != nil {
 		return err
