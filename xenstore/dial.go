@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 )
 
 // DefaultSocket is libxenstore's socket when neither XENSTORED_PATH nor
@@ -44,16 +46,31 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 	return nil, newOpError(OpDial, "", fmt.Errorf("%w: %w; %w", ErrNoDaemon, serr, xerr))
 }
 
-// DialSocket connects to xenstored's unix socket at path.
+// DialSocket connects to xenstored's unix socket at path. While the
+// daemon's listen backlog is full (EAGAIN) it retries until ctx is done.
 func DialSocket(ctx context.Context, path string, cfg *Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, newOpError(OpDial, path, err)
 	}
-	conn, err := dialUnix(path) // connect(2) on a unix socket does not block
-	if err != nil {
-		return nil, newOpError(OpDial, path, err)
+	// connect(2) on a unix socket does not block; it fails with EAGAIN
+	// while the daemon's listen backlog is full, so retry that until ctx
+	// is done.
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		conn, err := dialUnix(path)
+		if err == nil {
+			return NewClient(conn, cfg), nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) {
+			return nil, newOpError(OpDial, path, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, newOpError(OpDial, path, fmt.Errorf("%w (last: %w)", ctx.Err(), err))
+		case <-t.C:
+		}
 	}
-	return NewClient(conn, cfg), nil
 }
 
 // DialXenbus opens XenbusDevice. The kernel device accepts whole frames

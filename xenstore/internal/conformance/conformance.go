@@ -150,6 +150,7 @@ func Run(t *testing.T, tg Target) {
 		{"Transaction", testTransaction},
 		{"TransactionConflict", testTransactionConflict},
 		{"TransactionErrors", testTransactionErrors},
+		{"TransactionCounter", testTransactionCounter},
 		{"BigDirectory", testBigDirectory},
 		{"DirectoryPart", testDirectoryPart},
 		{"Domains", testDomains},
@@ -690,4 +691,46 @@ func testControl(t *testing.T, tg Target) {
 	c := tg.client(t)
 	_, err := c.Control(ctx, "check")
 	assert.NoError(t, err, "XS_CONTROL check")
+}
+
+// testTransactionCounter has several connections increment one counter
+// with read-modify-write transactions: conflict detection plus the
+// client's retries must lose no increment.
+func testTransactionCounter(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	require.NoError(t, c.Write(ctx, b+"/n", []byte("0")))
+	const workers, each = 4, 15
+	clients := make([]*xenstore.Client, workers)
+	for i := range clients {
+		clients[i] = xenstore.NewClient(tg.Dial(t), &xenstore.Config{MaxTransactionAttempts: 1000})
+		defer clients[i].Close()
+	}
+	var wg sync.WaitGroup
+	for _, wc := range clients {
+		wg.Go(func() {
+			for range each {
+				err := wc.Transaction(ctx, func(tx *xenstore.Tx) error {
+					v, err := tx.Read(ctx, b+"/n")
+					if err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(string(v))
+					if err != nil {
+						return err
+					}
+					return tx.Write(ctx, b+"/n", []byte(strconv.Itoa(n+1)))
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	v, err := c.Read(ctx, b+"/n")
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(workers*each), string(v))
 }

@@ -11,6 +11,7 @@ package xsdaemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -48,6 +49,11 @@ type Daemon struct {
 func (d *Daemon) Dial(tb testing.TB) net.Conn {
 	tb.Helper()
 	c, err := net.Dial("unix", d.Socket)
+	// A full listen backlog answers EAGAIN until the daemon accepts.
+	for i := 0; err != nil && errors.Is(err, syscall.EAGAIN) && i < 500; i++ {
+		time.Sleep(2 * time.Millisecond)
+		c, err = net.Dial("unix", d.Socket)
+	}
 	if err != nil {
 		tb.Fatalf("dialing %s: %v; daemon output:\n%s", d.Socket, err, d.output())
 	}
