@@ -85,7 +85,8 @@ func NewClient(rwc io.ReadWriteCloser, cfg *Config) *Client {
 }
 
 // Close closes the connection. Calls in flight and later calls return an
-// error wrapping net.ErrClosed; every Watch's channel is closed.
+// error wrapping net.ErrClosed; every Watch's channel is closed, dropping
+// events not yet received.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	already := c.closing
@@ -150,6 +151,9 @@ func (c *Client) readLoop() {
 	}
 	for _, w := range watches {
 		w.shutdown(c.err)
+		if closing {
+			w.drop() // the caller closed the Client: nobody waits for the rest
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -344,4 +345,29 @@ func TestDialSocketCloseUnblocks(t *testing.T) {
 	require.ErrorAs(t, err, &oe)
 	assert.Equal(t, xenstore.OpDial, oe.Op)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+func TestCloseLeaksNoGoroutines(t *testing.T) {
+	srv := xenstoretest.NewServer(nil)
+	defer srv.Close()
+	before := runtime.NumGoroutine()
+	ctx := context.Background()
+	c, err := srv.Client(0)
+	require.NoError(t, err)
+	w, err := c.Watch(ctx, "/leak")
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err = c.Watch(wctx, "/leak2")
+	require.NoError(t, err)
+	for i := range 10 {
+		require.NoError(t, c.Write(ctx, fmt.Sprintf("/leak/%d", i), nil))
+	}
+	_ = w // never read, never closed
+	require.NoError(t, c.Close())
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.LessOrEqual(t, runtime.NumGoroutine(), before, "client, watch and server-connection goroutines all end")
 }

@@ -19,10 +19,11 @@ type Event struct {
 // Watch is a registered xenstore watch. Events arrive on Events() in the
 // order the daemon sent them, starting with the initial event every daemon
 // fires on registration. Events are queued without bound, so a slow reader
-// never stalls the Client. The channel is closed after Close or after the
-// ctx passed to Client.Watch is done (events still queued are dropped), or
-// when the Client's connection ends (after the queued events); Err then
-// says why. Close a Watch you stop reading from, or its goroutine stays.
+// never stalls the Client. The channel is closed after Close, after the
+// ctx passed to Client.Watch is done, or after Client.Close (events still
+// queued are dropped), or when the connection is lost (after the queued
+// events); Err then says why. After a lost connection, read the channel
+// to its end or Close the Watch, or its goroutine stays.
 type Watch struct {
 	c     *Client
 	path  string
@@ -32,6 +33,7 @@ type Watch struct {
 	notify chan struct{}
 	stop   chan struct{} // closed when delivery ends for any reason
 	quit   chan struct{} // closed by Close: drop what is queued
+	qonce  sync.Once
 
 	mu     sync.Mutex
 	queue  []Event
@@ -88,7 +90,7 @@ func (c *Client) Watch(ctx context.Context, path string) (*Watch, error) {
 		delete(c.watches, token)
 		c.mu.Unlock()
 		w.shutdown(nil)
-		close(w.quit)
+		w.drop()
 		return nil, newOpError(OpWatch, path, err)
 	}
 	if ctx.Done() != nil {
@@ -116,10 +118,13 @@ func (w *Watch) Close() error {
 			w.closeErr = newOpError(OpUnwatch, w.path, err)
 		}
 		w.shutdown(nil)
-		close(w.quit)
+		w.drop()
 	})
 	return w.closeErr
 }
+
+// drop makes the forwarder discard queued events and close the channel.
+func (w *Watch) drop() { w.qonce.Do(func() { close(w.quit) }) }
 
 func (w *Watch) deliver(e Event) {
 	w.mu.Lock()
