@@ -232,7 +232,11 @@ func (c *Controller) run(ctx context.Context, op string, dom domctl.DomID, opts 
 // suspended only for the final round.
 //
 // On any failure the guest is resumed too, and the error carries the
-// cause together with any failure of that cleanup.
+// cause together with any failure of that cleanup. A guest that turns out
+// to have no cancel convention (it must be suspended before its start_info
+// can be read) while opts.Resume.SlowResume is false gives
+// ErrNotCancellable; it is brought back with the slow resume all the same,
+// since it must not stay suspended.
 func (c *Controller) Checkpoint(ctx context.Context, dom domctl.DomID, w io.Writer, opts *SaveOptions) (*Result, error) {
 	s, err := c.run(ctx, OpCheckpoint, dom, opts, func(s *session) error {
 		if err := s.image(ctx, w); err != nil {
