@@ -45,26 +45,28 @@ func migrate(t *testing.T, src, dst *env, dom domctl.DomID, opts *checkpoint.Sav
 }
 
 func TestMigrate(t *testing.T) {
-	for _, live := range []bool{false, true} {
-		t.Run(fmt.Sprintf("live=%t", live), func(t *testing.T) {
-			t.Parallel()
-			src, dst := newEnv(t, nil), newEnv(t, nil)
-			g := src.guest(t, xensim.GuestConfig{Convention: xensim.ConventionLinux, DirtyRate: 2000, Pages: 512})
-			id := g.ID()
-			opts := &checkpoint.SaveOptions{Live: live, Resume: resumeOpts(xensim.ConventionLinux)}
-			res, err, dom, rerr := migrate(t, src, dst, g.Domain(), opts,
-				&checkpoint.RestoreOptions{Resume: resumeOpts(xensim.ConventionLinux)}, nil)
-			require.NoError(t, err)
-			require.NoError(t, rerr)
-			assert.Positive(t, res.Pages)
-			assert.Empty(t, src.domains(), "source destroyed")
-			r := dst.host.Guest(dom)
-			ctx := testCtx(t)
-			assert.Equal(t, id, r.ID())
-			require.NoError(t, r.WaitConnected(ctx))
-			dst.requireRunning(t, r)
-			assert.EqualValues(t, 0, r.LastSuspendReturn(), "Linux guest sees 0 in the new domain")
-		})
+	for _, k := range kinds {
+		for _, live := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/live=%t", k, live), func(t *testing.T) {
+				t.Parallel()
+				src, dst := newEnv(t, nil), newEnv(t, nil)
+				g := src.guest(t, xensim.GuestConfig{Kind: k, Convention: xensim.ConventionLinux, DirtyRate: 2000, Pages: 512})
+				id := g.ID()
+				ro := optsFor(k, xensim.ConventionLinux)
+				res, err, dom, rerr := migrate(t, src, dst, g.Domain(), &checkpoint.SaveOptions{Live: live, Resume: ro},
+					&checkpoint.RestoreOptions{Resume: ro}, nil)
+				require.NoError(t, err)
+				require.NoError(t, rerr)
+				assert.Positive(t, res.Pages)
+				assert.Empty(t, src.domains(), "source destroyed")
+				r := dst.host.Guest(dom)
+				ctx := testCtx(t)
+				assert.Equal(t, id, r.ID())
+				require.NoError(t, r.WaitConnected(ctx))
+				dst.requireRunning(t, r)
+				assert.EqualValues(t, 0, r.LastSuspendReturn(), "Linux guest sees 0 in the new domain")
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package checkpoint_test
 
 import (
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -106,4 +107,30 @@ func TestRemusBrokenFirstCheckpoint(t *testing.T) {
 	require.ErrorIs(t, <-bdone, checkpoint.ErrNoCheckpoint)
 	waitNoDomains(t, back)
 	prim.requireRunning(t, g)
+}
+
+// TestRemusEventChannelLive: Remus of a guest with a suspend event channel,
+// starting with live precopy; a bounded run keeps the primary running and
+// releases the lock file.
+func TestRemusEventChannelLive(t *testing.T) {
+	prim, back := newEnv(t, nil), newEnv(t, nil)
+	g := prim.guest(t, xensim.GuestConfig{SuspendEventChannel: true, DirtyRate: 5000, Pages: 512})
+	ctx := testCtx(t)
+	a, b := net.Pipe()
+	bdone := make(chan error, 1)
+	go func() {
+		_, err := back.c.RemusBackup(ctx, b, nil)
+		bdone <- err
+	}()
+	res, err := prim.c.Remus(ctx, g.Domain(), a, &checkpoint.RemusOptions{
+		Interval: time.Millisecond, Checkpoints: 10, Save: checkpoint.SaveOptions{Live: true},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 10, res.Checkpoints)
+	require.NoError(t, <-bdone)
+	prim.requireRunning(t, g)
+	assert.EqualValues(t, 10, g.Suspends())
+	ents, err := os.ReadDir(prim.cfg.LockDir)
+	require.NoError(t, err)
+	assert.Empty(t, ents)
 }
