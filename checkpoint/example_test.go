@@ -111,3 +111,36 @@ func ExampleController_Migrate() {
 	// source domains left: 0
 	// guest saw: 0
 }
+
+// Save a guest to an image, which destroys it, then restore the image into
+// a new domain: the same kernel continues with its counter.
+func ExampleController_Save() {
+	ctx := context.Background()
+	host, c, done := exampleHost()
+	defer done()
+	g, err := host.CreateGuest(ctx, xensim.GuestConfig{Convention: xensim.ConventionSeed, Pages: 64})
+	if err != nil {
+		panic(err)
+	}
+	id := g.ID()
+	var img bytes.Buffer
+	if _, err := c.Save(ctx, g.Domain(), &img, nil); err != nil {
+		panic(err)
+	}
+	saved := len(host.Domains()) - 1
+	dom, err := c.Restore(ctx, &img, nil)
+	if err != nil {
+		panic(err)
+	}
+	r := host.Guest(dom)
+	if err := r.WaitConnected(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("domains after save:", saved)
+	fmt.Println("same kernel:", r.ID() == id)
+	fmt.Println("seed guest sees a restore:", r.LastSuspendReturn() > 0)
+	// Output:
+	// domains after save: 0
+	// same kernel: true
+	// seed guest sees a restore: true
+}
