@@ -349,6 +349,8 @@ func buildDom0Initrd(ctx context.Context, cfg *Config, dst string, domUKernel, d
 	a.bytes("init", dom0Init, 0o755)
 	a.bytes("etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 	a.bytes("etc/group", []byte("root:x:0:\n"), 0o644)
+	// Without it every xl command warns on stderr.
+	a.bytes("etc/xen/xl.conf", []byte("# xenckpt lab: xl defaults\nautoballoon=\"off\"\n"), 0o644)
 
 	var elfs []string
 	xenBin := "/usr/lib/xen-" + cfg.XenVersion + "/bin/"

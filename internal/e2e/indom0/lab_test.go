@@ -58,17 +58,18 @@ func recordTiming(tb testing.TB, tool, op, guest string, d time.Duration) {
 	fmt.Fprintf(f, "%s\t%s\t%s\t%.3f\n", tool, op, guest, d.Seconds())
 }
 
-// xl runs xl with a hard timeout and returns its combined output.
+// xl runs xl with a hard timeout and returns its standard output; the
+// error carries the end of its standard error (progress and warnings).
 func xl(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "xl", args...)
 	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	if err != nil {
-		return out.String(), fmt.Errorf("xl %s: %w\n%s", strings.Join(args, " "), err, lastLines(out.String(), 15))
+		return out.String(), fmt.Errorf("xl %s: %w\n%s", strings.Join(args, " "), err, lastLines(out.String()+errOut.String(), 15))
 	}
 	return out.String(), nil
 }
