@@ -245,7 +245,7 @@ func TestBadGuests(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				e := newEnv(t, nil)
+				e := newEnv(t, badGuestConfig(t))
 				g := e.guest(t, xensim.GuestConfig{Behaviour: tc.b, SuspendEventChannel: evtchn})
 				_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
 				want := tc.want
@@ -300,7 +300,7 @@ func TestBadGuests(t *testing.T) {
 
 // TestBusy: a second operation on a domain is refused, not interleaved.
 func TestBusy(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, badGuestConfig(t))
 	g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.NeverAcknowledge})
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -401,6 +401,7 @@ func TestLiveCheckpointDirtyGuest(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, res.Pages, uint64(2048))
 	assert.Positive(t, res.Rounds)
+	assert.LessOrEqual(t, res.Rounds, 3, "MaxIterations bounds the rounds")
 	require.NotEmpty(t, events)
 	assert.Equal(t, checkpoint.PhaseDone, events[len(events)-1].Phase)
 	var phases []checkpoint.Phase

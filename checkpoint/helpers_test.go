@@ -27,13 +27,22 @@ type env struct {
 	cfg  checkpoint.Config
 }
 
-// fastConfig keeps the bad-guest tests quick.
-func fastConfig(tb testing.TB) checkpoint.Config {
+// testConfig gives well-behaved guests ample time even on a loaded CI
+// machine under -race.
+func testConfig(tb testing.TB) checkpoint.Config {
 	return checkpoint.Config{
-		AckTimeout:     150 * time.Millisecond,
-		SuspendTimeout: 300 * time.Millisecond,
+		AckTimeout:     10 * time.Second,
+		SuspendTimeout: 10 * time.Second,
 		LockDir:        tb.TempDir(),
 	}
+}
+
+// badGuestConfig keeps the tests of misbehaving guests quick: they wait
+// out these timeouts.
+func badGuestConfig(tb testing.TB) *checkpoint.Config {
+	c := testConfig(tb)
+	c.AckTimeout, c.SuspendTimeout = 200*time.Millisecond, 300*time.Millisecond
+	return &c
 }
 
 func newEnv(tb testing.TB, cfg *checkpoint.Config) *env {
@@ -44,12 +53,18 @@ func newEnv(tb testing.TB, cfg *checkpoint.Config) *env {
 	hv, err := domctl.NewConn(host.Backend(), nil)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = hv.Close() })
+	tb.Cleanup(func() {
+		// Every foreign mapping the Controller made is closed.
+		if n := hv.OpenMappings(); n != 0 {
+			tb.Errorf("%d foreign mappings left open", n)
+		}
+	})
 	xs, err := host.Store(0)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = xs.Close() })
 	e := &env{host: host, hv: hv, xs: xs}
 	if cfg == nil {
-		c := fastConfig(tb)
+		c := testConfig(tb)
 		cfg = &c
 	}
 	e.cfg = *cfg

@@ -194,7 +194,7 @@ func TestMigrateReceiverFailures(t *testing.T) {
 	}
 	for _, ph := range phases {
 		t.Run(ph.name, func(t *testing.T) {
-			cfg := fastConfig(t)
+			cfg := testConfig(t)
 			if ph.dstCfg != nil {
 				ph.dstCfg(&cfg)
 			}

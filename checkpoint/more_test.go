@@ -88,7 +88,7 @@ func TestHooks(t *testing.T) {
 	} {
 		t.Run("fail="+tc.fail, func(t *testing.T) {
 			h := &recHooks{fail: tc.fail}
-			cfg := fastConfig(t)
+			cfg := testConfig(t)
 			cfg.Hooks = h
 			e := newEnv(t, &cfg)
 			g := e.guest(t, xensim.GuestConfig{})
@@ -191,7 +191,7 @@ func receiverBytes(t *testing.T, src, dst *env, dom domctl.DomID, limit int) int
 func TestCancelWhileWaiting(t *testing.T) {
 	for _, b := range []xensim.Behaviour{xensim.NeverAcknowledge, xensim.AcknowledgeOnly} {
 		t.Run(map[xensim.Behaviour]string{xensim.NeverAcknowledge: "ack", xensim.AcknowledgeOnly: "suspend"}[b], func(t *testing.T) {
-			cfg := fastConfig(t)
+			cfg := testConfig(t)
 			cfg.AckTimeout, cfg.SuspendTimeout = time.Minute, 200*time.Millisecond
 			if b == xensim.AcknowledgeOnly {
 				cfg.SuspendTimeout = time.Minute
