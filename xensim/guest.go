@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -218,6 +220,7 @@ type kernel struct {
 	xs          *xenstore.Client
 	watch       *xenstore.Watch
 	needConnect bool
+	recheck     bool // a control/shutdown read failed: look again next tick
 	lastTry     time.Time
 	acc         float64
 }
@@ -340,6 +343,10 @@ func (k *kernel) run() {
 		case <-changed:
 		case <-t.C:
 			k.tick(tick)
+			if k.recheck {
+				k.recheck = false
+				k.controlEvent()
+			}
 		case _, ok := <-events:
 			if !ok {
 				k.watch = nil
@@ -525,7 +532,17 @@ func (k *kernel) controlEvent() {
 		}
 		return tx.Write(ctx, path, nil)
 	})
-	if err != nil || cmd != "suspend" {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return
+	case errors.Is(err, net.ErrClosed):
+		k.needConnect = true
+		return
+	case err != nil:
+		k.recheck = true // e.g. a transaction that kept conflicting
+		return
+	}
+	if cmd != "suspend" {
 		return
 	}
 	k.suspend()

@@ -126,7 +126,7 @@ func TestConcurrentCheckpoints(t *testing.T) {
 			}
 			errs := make([]int32, len(gfns))
 			dst := make([]byte, len(gfns)*PageSize)
-			for round := range 5 {
+			for round := range stressRounds {
 				_, _, err := c.shadow(dom, abi.XEN_DOMCTL_SHADOW_OP_CLEAN, 0, 256)
 				assert.NoError(t, err)
 				mem, err := h.Backend().MapForeign(dom, domctl.ProtRead, gfns, errs)
@@ -222,3 +222,7 @@ func TestSharedInfoFrameIsMappable(t *testing.T) {
 	require.NoError(t, c.PageFrameTypes(ctx, g.Domain(), []uint64{info.SharedInfoFrame}, types))
 	assert.Equal(t, uint32(abi.XEN_DOMCTL_PFINFO_XTAB), types[0], "not a guest frame")
 }
+
+// stressRounds is how many checkpoints each guest of
+// TestConcurrentCheckpoints takes.
+var stressRounds = 5
