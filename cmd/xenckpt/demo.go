@@ -544,6 +544,11 @@ func (d *demo) remus(ctx context.Context, s *demoStep) error {
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return fmt.Errorf("primary: %w", perr)
 	}
+	// Losing the link mid-epoch must leave the primary running; should the
+	// library not have resumed it, the command does (and says so).
+	if d.a.ensureResumed(ctx, d.src, g.Domain(), checkpoint.ResumeOptions{}, 3*time.Second) {
+		s.Error = "the primary was left suspended after its link was lost; resumed by the command"
+	}
 	mu.Lock()
 	s.EpochPausesMS = append([]float64(nil), pauses...)
 	mu.Unlock()

@@ -98,9 +98,7 @@ func (r *resumeFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&r.slowResume, "slow-resume", false, "allow the slow resume (guest reconnects as after a restore) for guests with no cancel convention")
 }
 
-// options builds checkpoint.ResumeOptions. On the simulator, a Linux- or
-// legacy-convention guest is described as a toolstack would know it: by
-// its kernel's ELF note, or by allowing the slow resume.
+// options builds checkpoint.ResumeOptions.
 func (r *resumeFlags) options(ctx context.Context, sf *simFlags) (checkpoint.ResumeOptions, error) {
 	o := checkpoint.ResumeOptions{SlowResume: r.slowResume}
 	switch r.convention {
@@ -128,13 +126,11 @@ func (r *resumeFlags) options(ctx context.Context, sf *simFlags) (checkpoint.Res
 		}
 		o.Notes = n
 	}
-	if sf != nil && sf.sim && o.Convention == 0 && o.Notes == nil {
-		switch sf.guestConv {
-		case "linux", "upstream":
-			o.Notes = &magic.Notes{SuspendCancel: 1, Raw: []magic.Note{{Type: magic.NoteSuspendCancel, Desc: []byte{1, 0, 0, 0}}}}
-		case "legacy", "none":
-			o.SlowResume = true
-		}
+	// A simulated Linux guest's kernel is known to this process: pass its
+	// ELF note as a toolstack passes --kernel. (A legacy guest still needs
+	// --slow-resume, as on a real host.)
+	if sf != nil && sf.sim && o.Convention == 0 && o.Notes == nil && (sf.guestConv == "linux" || sf.guestConv == "upstream") {
+		o.Notes = linuxNotes()
 	}
 	return o, nil
 }
@@ -237,14 +233,20 @@ func (a *app) domainArg(ctx context.Context, h *host, sf *simFlags, args []strin
 		a.log.Info("simulated guest booted", "domain", g.Domain(), "type", sf.guestType, "convention", sf.guestConv, "pages", gc.Pages)
 		return g.Domain(), g, nil
 	}
+	d, err := parseDomID(args)
+	return d, nil, err
+}
+
+// parseDomID parses the DOMID argument of a command on a real host.
+func parseDomID(args []string) (domctl.DomID, error) {
 	if len(args) == 0 {
-		return 0, nil, usageErrorf("DOMID is required (or --sim)")
+		return 0, usageErrorf("DOMID is required (or --sim)")
 	}
 	d, err := strconv.ParseUint(args[0], 10, 16)
 	if err != nil || d == 0 || domctl.DomID(d) >= domctl.DomIDFirstReserved {
-		return 0, nil, usageErrorf("bad DOMID %q: a guest domain id, 1..%d", args[0], domctl.DomIDFirstReserved-1)
+		return 0, usageErrorf("bad DOMID %q: a guest domain id, 1..%d", args[0], domctl.DomIDFirstReserved-1)
 	}
-	return domctl.DomID(d), nil, nil
+	return domctl.DomID(d), nil
 }
 
 // domArgs validates [DOMID] plus extra positional arguments.
@@ -253,16 +255,24 @@ func domArgs(sf *simFlags, extra int, names string) cobra.PositionalArgs {
 		if sf.sim {
 			return exactArgs(extra, names)(cmd, args)
 		}
-		if extra == 0 {
-			return exactArgs(1, "DOMID")(cmd, args)
+		want := "DOMID"
+		if extra > 0 {
+			want += " " + names
 		}
-		return exactArgs(1+extra, "DOMID "+names)(cmd, args)
+		if err := exactArgs(1+extra, want)(cmd, args); err != nil {
+			return err
+		}
+		_, err := parseDomID(args)
+		return err
 	}
 }
 
 // guestRunning reports whether dom exists, is neither paused nor shut
 // down, and (on the simulator) its guest still counts.
 func (h *host) guestRunning(ctx context.Context, dom domctl.DomID) bool {
+	// Asked after the operation, also after Ctrl-C: not bound to ctx.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	info, err := h.hv.DomainInfo(ctx, dom)
 	if err != nil || info.Paused() || info.Shutdown() || info.Dying() {
 		return false
@@ -271,9 +281,7 @@ func (h *host) guestRunning(ctx context.Context, dom domctl.DomID) bool {
 		return true
 	}
 	g := h.sim.Guest(dom)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	return g.WaitCounter(wctx, g.Counter()) == nil
+	return g.WaitCounter(ctx, g.Counter()) == nil
 }
 
 // guestDomains counts the domains other than dom0.
@@ -288,4 +296,33 @@ func (h *host) guestDomains() int {
 		}
 	}
 	return n
+}
+
+// ensureResumed is the command's last line of defence after an operation
+// on dom failed or was interrupted: the library resumes a guest it
+// suspended, in the background when ctx ended mid-handshake. Wait for that
+// (up to grace); should the domain still be suspended then, resume it here
+// and say so. It reports whether the command had to resume the guest.
+func (a *app) ensureResumed(ctx context.Context, h *host, dom domctl.DomID, ro checkpoint.ResumeOptions, grace time.Duration) bool {
+	bg := context.WithoutCancel(ctx)
+	deadline := time.Now().Add(grace)
+	for {
+		info, err := h.hv.DomainInfo(bg, dom)
+		if err != nil || !info.Suspended() {
+			return false
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	conv, err := h.ctl.Resume(rctx, dom, &ro)
+	if err != nil {
+		a.log.Error("domain left suspended and could not be resumed", "domain", dom, "err", err)
+		return false
+	}
+	a.log.Warn("domain was left suspended after the failure; resumed it", "domain", dom, "convention", conv)
+	return true
 }

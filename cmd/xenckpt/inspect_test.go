@@ -122,3 +122,42 @@ func TestInspectMissingFile(t *testing.T) {
 	r = xenckpt(t, t.Context(), "inspect", "--json", writeFile(t, "junk", []byte("not an image at all, not at all")))
 	assert.Equal(t, exitImage, r.code)
 }
+
+// TestInspectXLImages reads images written by Xen 4.17's own xl (cut down
+// to a few pages; see checkpoint/stream/testdata/README.md).
+func TestInspectXLImages(t *testing.T) {
+	const dir = "../../checkpoint/stream/testdata/"
+	for _, tc := range []struct {
+		file, domType string
+		trailing      any
+		counts        map[string]any
+	}{
+		{"xl-save-pv.img.small", "pv", nil, map[string]any{
+			"END": 1.0, "PAGE_DATA": 1.0, "SHARED_INFO": 1.0, "STATIC_DATA_END": 1.0, "X86_CPUID_POLICY": 1.0,
+			"X86_MSR_POLICY": 1.0, "X86_PV_INFO": 1.0, "X86_PV_P2M_FRAMES": 1.0, "X86_PV_VCPU_BASIC": 1.0,
+			"X86_PV_VCPU_EXTENDED": 1.0, "X86_TSC_INFO": 1.0}},
+		{"xl-save-c-pvh.img.small", "hvm", nil, map[string]any{
+			"END": 1.0, "HVM_CONTEXT": 1.0, "HVM_PARAMS": 1.0, "PAGE_DATA": 1.0, "STATIC_DATA_END": 1.0,
+			"X86_CPUID_POLICY": 1.0, "X86_MSR_POLICY": 1.0, "X86_TSC_INFO": 1.0}},
+		{"xl-migrate-live-pvh.stream.small", "hvm", "domain is yours, you are cleared to unpause", nil},
+	} {
+		r := xenckpt(t, t.Context(), "inspect", "--json", dir+tc.file)
+		require.Equal(t, exitOK, r.code, "%s: %s", tc.file, r.stdout)
+		m := jsonOf(t, r)
+		assert.Equal(t, []any{"xl", "libxl", "libxc"}, m["layers"], tc.file)
+		assert.Equal(t, tc.domType, m["domain_type"], tc.file)
+		assert.Equal(t, "4.17", m["xen_version"], tc.file)
+		assert.Equal(t, map[string]any{"mandatory_flags": 3.0, "config_bytes": m["xl"].(map[string]any)["config_bytes"]}, m["xl"])
+		assert.Greater(t, m["xl"].(map[string]any)["config_bytes"], 800.0, "xl's JSON domain config")
+		assert.Equal(t, tc.trailing, m["trailing_text"], tc.file)
+		if tc.counts != nil {
+			assert.Equal(t, tc.counts, m["record_counts"], tc.file)
+		}
+	}
+	// The .head files are the first 16 KiB: cut inside page data.
+	r := xenckpt(t, t.Context(), "inspect", "--json", dir+"xl-save-pv.img.head")
+	assert.Equal(t, exitImage, r.code)
+	m := jsonOf(t, r)
+	assert.Equal(t, false, m["complete"])
+	assert.Equal(t, "pv", m["domain_type"])
+}

@@ -62,6 +62,9 @@ func (a *app) runMigrate(ctx context.Context, c *common, s *saveFlags, lf *linkF
 		a.log.Warn("closing link", "err", cerr)
 	}
 	res.fromResult(r)
+	if err != nil {
+		res.ResumedByCLI = a.ensureResumed(ctx, h, dom, opts.Resume, 3*time.Second)
+	}
 	res.SourceRunning = ptr(err != nil && h.guestRunning(ctx, dom))
 	if err != nil {
 		res.GuestCounter = h.counterOf(dom)
@@ -123,7 +126,7 @@ primary's stream breaks.`,
 			var dom domctl.DomID
 			if remus {
 				dom, err = h.ctl.RemusBackup(ctx, conn, opts)
-				res.FailedOver = err == nil && dom != 0
+				res.FailedOver = ptr(err == nil && dom != 0)
 			} else {
 				dom, err = h.ctl.Receive(ctx, conn, opts)
 			}
@@ -197,10 +200,15 @@ Ctrl-C or a link failure.`,
 				res.Checkpoints = r.Checkpoints
 				res.PauseMS = ms(r.MaxPause)
 			}
+			if err != nil {
+				res.ResumedByCLI = a.ensureResumed(ctx, h, dom, ro, 3*time.Second)
+			}
 			res.SourceRunning = ptr(h.guestRunning(ctx, dom))
 			res.GuestCounter = h.counterOf(dom)
-			// Ctrl-C is how an endless replication is stopped: not a failure.
-			if epochs == 0 && ctx.Err() != nil && res.Checkpoints > 0 {
+			// Ctrl-C is how an endless replication is stopped: not a
+			// failure, as long as the primary runs on.
+			if epochs == 0 && ctx.Err() != nil && res.Checkpoints > 0 && *res.SourceRunning {
+				a.log.Info("replication stopped", "reason", err)
 				err = nil
 			}
 			return a.finish(res, start, transferError(err))

@@ -42,6 +42,9 @@ type opResult struct {
 	// replicate, whether the source guest is running (neither paused nor
 	// suspended, and on the simulator still counting).
 	SourceRunning *bool `json:"source_running,omitempty"`
+	// ResumedByCLI is true when the library left the source suspended
+	// after a failure and the command resumed it (a library bug, logged).
+	ResumedByCLI bool `json:"resumed_by_cli,omitempty"`
 	// GuestRunning: after restore or receive, whether the new guest runs.
 	GuestRunning *bool `json:"guest_running,omitempty"`
 	// GuestCounter is the simulated guest's tick counter at the end: a
@@ -52,8 +55,10 @@ type opResult struct {
 	DomainsLeft *int `json:"domains_left,omitempty"`
 	// Checkpoints counts Remus checkpoints sent (replicate) or applied.
 	Checkpoints int `json:"checkpoints,omitempty"`
-	// FailedOver is true when a Remus backup took over (receive --remus).
-	FailedOver bool       `json:"failed_over,omitempty"`
+	// FailedOver (receive --remus only) is true when the backup took over
+	// from its last complete checkpoint, false when the primary ended
+	// replication in order (the replica is then discarded).
+	FailedOver *bool      `json:"failed_over,omitempty"`
 	Error      *errorJSON `json:"error,omitempty"`
 }
 
@@ -116,7 +121,7 @@ func (r *opResult) text(w io.Writer) {
 	if r.GuestCounter != nil {
 		fmt.Fprintf(w, "  guest counter: %d\n", *r.GuestCounter)
 	}
-	if r.FailedOver {
+	if r.FailedOver != nil && *r.FailedOver {
 		fmt.Fprintln(w, "  failed over to the last complete checkpoint")
 	}
 	if r.DomainsLeft != nil {
@@ -279,6 +284,9 @@ func (a *app) runSaveLike(ctx context.Context, op string, c *common, s *saveFlag
 		err = cerr
 	}
 	res.fromResult(r)
+	if err != nil {
+		res.ResumedByCLI = a.ensureResumed(ctx, h, dom, opts.Resume, 3*time.Second)
+	}
 	if op == "checkpoint" || err != nil {
 		res.SourceRunning = ptr(h.guestRunning(ctx, dom))
 		res.GuestCounter = h.counterOf(dom)

@@ -109,8 +109,8 @@ func TestXenstoredRealClient(t *testing.T) {
 
 	// SIGINT is Ctrl-C: exit 0, socket removed.
 	require.NoError(t, d.Process.Signal(os.Interrupt))
+	assert.Contains(t, <-logs, "xenstored stopped") // read to EOF before Wait closes the pipe
 	require.NoError(t, d.Wait())
-	assert.Contains(t, <-logs, "xenstored stopped")
 	_, err = os.Stat(sock)
 	assert.True(t, os.IsNotExist(err))
 }
