@@ -96,6 +96,24 @@ const (
 	CorruptReturn
 )
 
+func (b Behaviour) String() string {
+	switch b {
+	case Normal:
+		return "normal"
+	case NeverAcknowledge:
+		return "never-acknowledge"
+	case AcknowledgeOnly:
+		return "acknowledge-only"
+	case CrashOnSuspend:
+		return "crash-on-suspend"
+	case Disappear:
+		return "disappear"
+	case CorruptReturn:
+		return "corrupt-return"
+	}
+	return "behaviour(" + strconv.Itoa(int(b)) + ")"
+}
+
 // CorruptCounter is the value a CorruptReturn guest writes to its counter.
 const CorruptCounter = 0xDEADBEEFDEADBEEF
 
