@@ -194,7 +194,11 @@ func (a *app) saveOptions(ctx context.Context, c *common, s *saveFlags, b *bar, 
 	}
 	if b != nil {
 		o.Progress = func(p checkpoint.Progress) {
-			b.Update(p.Pages, total, fmt.Sprintf("%s round %d", p.Phase, p.Round))
+			status := string(p.Phase)
+			if p.Phase == checkpoint.PhasePrecopy || p.Phase == checkpoint.PhaseSuspended {
+				status = fmt.Sprintf("%s, round %d", p.Phase, p.Round)
+			}
+			b.Update(p.Pages, total, status)
 		}
 	}
 	return o, nil

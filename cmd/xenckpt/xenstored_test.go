@@ -66,11 +66,8 @@ func TestXenstoredRealClient(t *testing.T) {
 	ls := testutil.RequireCommand(t, "xenstore-ls", "apt-get install xenstore-utils")
 	rm := testutil.RequireCommand(t, "xenstore-rm", "apt-get install xenstore-utils")
 
+	bin := buildBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "xenckpt")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
 	sock := filepath.Join(dir, "xs.sock")
 	d := exec.Command(bin, "xenstored", "--socket", sock, "-v")
 	stderr, err := d.StderrPipe()
