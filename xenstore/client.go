@@ -201,13 +201,17 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	err := wire.WriteMsg(c.rwc, &wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload})
 	c.wmu.Unlock()
 	if err != nil {
+		// A failed write may have left part of a frame on the stream,
+		// which is then unusable: end the connection like a lost one.
 		c.forget(id)
-		select {
-		case <-c.done:
-			return nil, c.err
-		default:
-			return nil, fmt.Errorf("sending %s: %w", t, err)
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if !closing {
+			c.rwc.Close()
 		}
+		<-c.done
+		return nil, fmt.Errorf("sending %s: %w (%w)", t, c.err, err)
 	}
 	select {
 	case m := <-ch:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -370,4 +371,39 @@ func TestCloseLeaksNoGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	assert.LessOrEqual(t, runtime.NumGoroutine(), before, "client, watch and server-connection goroutines all end")
+}
+
+func TestConcurrentCloseErrorsWrapErrClosed(t *testing.T) {
+	srv, mem := embedded(t)
+	sock := t.TempDir() + "/socket"
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	go srv.Serve(l)
+	unix, err := xenstore.DialSocket(context.Background(), sock, nil)
+	require.NoError(t, err)
+	t.Run("in-memory", func(t *testing.T) { hammerThenClose(t, mem) })
+	t.Run("unix-socket", func(t *testing.T) { hammerThenClose(t, unix) })
+}
+
+func hammerThenClose(t *testing.T, c *xenstore.Client) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				if err := c.Write(ctx, "/busy", []byte("x")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, c.Close())
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.ErrorIs(t, err, net.ErrClosed)
+	}
 }
