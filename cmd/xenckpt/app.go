@@ -182,14 +182,10 @@ func (a *app) showProgress() bool {
 	return isTerminal(a.stdout)
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && isatty(f)
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code.

@@ -281,6 +281,9 @@ func (h *host) guestRunning(ctx context.Context, dom domctl.DomID) bool {
 		return true
 	}
 	g := h.sim.Guest(dom)
+	if g.State() != xensim.GuestRunning {
+		return false // e.g. GuestBroken: it counts, but its xenstore connection is dead
+	}
 	return g.WaitCounter(ctx, g.Counter()) == nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -67,7 +68,7 @@ func (a *app) runMigrate(ctx context.Context, c *common, s *saveFlags, lf *linkF
 	}
 	res.SourceRunning = ptr(err != nil && h.guestRunning(ctx, dom))
 	if err != nil {
-		res.GuestCounter = h.counterOf(dom)
+		res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 	}
 	return a.finish(res, start, transferError(err))
 }
@@ -133,7 +134,7 @@ primary's stream breaks.`,
 			b.Done()
 			res.Domain = int(dom)
 			out.afterRestore(ctx, h, res, dom, err, paused)
-			return out.finish(res, start, transferError(err))
+			return out.finish(res, start, errors.Join(transferError(err), simGuestError(res)))
 		},
 	}
 	cmd.Flags().BoolVar(&sim, "sim", false, "receive into an in-process simulated Xen host")
@@ -204,7 +205,7 @@ Ctrl-C or a link failure.`,
 				res.ResumedByCLI = a.ensureResumed(ctx, h, dom, ro, 3*time.Second)
 			}
 			res.SourceRunning = ptr(h.guestRunning(ctx, dom))
-			res.GuestCounter = h.counterOf(dom)
+			res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 			// Ctrl-C is how an endless replication is stopped: not a
 			// failure, as long as the primary runs on.
 			if epochs == 0 && ctx.Err() != nil && res.Checkpoints > 0 && *res.SourceRunning {

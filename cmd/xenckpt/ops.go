@@ -12,7 +12,6 @@ import (
 
 	"github.com/xenckpt/xenckpt/checkpoint"
 	"github.com/xenckpt/xenckpt/domctl"
-	"github.com/xenckpt/xenckpt/xensim"
 )
 
 // opResult is the JSON document of every domain operation (checkpoint,
@@ -50,6 +49,9 @@ type opResult struct {
 	// GuestCounter is the simulated guest's tick counter at the end: a
 	// restored guest continues from the count it had when saved.
 	GuestCounter *uint64 `json:"guest_counter,omitempty"`
+	// GuestState is the simulated guest's state at the end: running,
+	// suspended, crashed, broken (resumed with the wrong convention), ...
+	GuestState string `json:"guest_state,omitempty"`
 	// DomainsLeft is how many guest domains the simulated host holds at
 	// the end (a failed receive must leave none).
 	DomainsLeft *int `json:"domains_left,omitempty"`
@@ -119,7 +121,7 @@ func (r *opResult) text(w io.Writer) {
 		fmt.Fprintf(w, "  new guest running: %v\n", *r.GuestRunning)
 	}
 	if r.GuestCounter != nil {
-		fmt.Fprintf(w, "  guest counter: %d\n", *r.GuestCounter)
+		fmt.Fprintf(w, "  simulated guest: %s, counter %d\n", r.GuestState, *r.GuestCounter)
 	}
 	if r.FailedOver != nil && *r.FailedOver {
 		fmt.Fprintln(w, "  failed over to the last complete checkpoint")
@@ -213,6 +215,14 @@ func (h *host) totalPages(ctx context.Context, dom domctl.DomID) uint64 {
 	return info.TotPages
 }
 
+// stateOf returns the simulated guest's state, or "" on a real host.
+func (h *host) stateOf(dom domctl.DomID) string {
+	if h.sim == nil {
+		return ""
+	}
+	return h.sim.Guest(dom).State().String()
+}
+
 // counterOf returns the simulated guest's counter, or nil on a real host.
 func (h *host) counterOf(dom domctl.DomID) *uint64 {
 	if h.sim == nil {
@@ -293,7 +303,7 @@ func (a *app) runSaveLike(ctx context.Context, op string, c *common, s *saveFlag
 	}
 	if op == "checkpoint" || err != nil {
 		res.SourceRunning = ptr(h.guestRunning(ctx, dom))
-		res.GuestCounter = h.counterOf(dom)
+		res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 	}
 	if err != nil {
 		_ = os.Remove(out) // a partial image is useless and misleading
@@ -346,7 +356,7 @@ built.`,
 			b.Done()
 			res.Domain = int(dom)
 			a.afterRestore(ctx, h, res, dom, err, paused)
-			return a.finish(res, start, err)
+			return a.finish(res, start, errors.Join(err, simGuestError(res)))
 		},
 	}
 	cmd.Flags().BoolVar(&sim, "sim", false, "restore into an in-process simulated Xen host")
@@ -364,19 +374,31 @@ func restoreProgress(res *opResult, b *bar) func(checkpoint.Progress) {
 	}
 }
 
+// simGuestError reports a simulated guest that the library restored but
+// that does not run (for example a seed-protocol PVH guest restored without
+// --convention seed: it took the restore for a cancel and is broken).
+func simGuestError(res *opResult) error {
+	if res.GuestState == "" || res.GuestRunning == nil || *res.GuestRunning {
+		return nil
+	}
+	return withCode(exitGuest, fmt.Errorf("the restored simulated guest is not running (state %s); a seed-protocol PVH guest needs --convention seed", res.GuestState))
+}
+
 // afterRestore fills in the state of a restored or received domain.
 func (a *app) afterRestore(ctx context.Context, h *host, res *opResult, dom domctl.DomID, err error, paused bool) {
 	if err == nil && dom != 0 && !paused {
-		res.GuestRunning = ptr(h.guestRunning(ctx, dom))
 		if h.sim != nil {
+			// A simulated guest runs once its kernel has acted on its
+			// suspend return value and reconnected to xenstore.
 			g := h.sim.Guest(dom)
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if werr := g.WaitState(wctx, xensim.GuestRunning); werr != nil {
-				a.log.Warn("restored guest not running", "domain", dom, "state", g.State())
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			if werr := g.WaitConnected(wctx); werr != nil {
+				a.log.Warn("restored guest did not reconnect", "domain", dom, "state", g.State())
 			}
 			cancel()
 		}
-		res.GuestCounter = h.counterOf(dom)
+		res.GuestRunning = ptr(h.guestRunning(ctx, dom))
+		res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 	}
 	if h.sim != nil {
 		res.DomainsLeft = ptr(h.guestDomains())

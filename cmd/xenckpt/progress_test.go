@@ -63,3 +63,13 @@ func TestExitCodes(t *testing.T) {
 		assert.NotEmpty(t, exitNames[code])
 	}
 }
+
+func TestIsTerminal(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer devnull.Close()
+	assert.False(t, isTerminal(devnull), "/dev/null is a character device, not a terminal")
+	assert.False(t, isTerminal(&bytes.Buffer{}))
+}
