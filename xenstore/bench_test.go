@@ -16,6 +16,7 @@ import (
 	"github.com/xenckpt/xenckpt/internal/testutil"
 	"github.com/xenckpt/xenckpt/xenstore"
 	"github.com/xenckpt/xenckpt/xenstore/internal/xsdaemon"
+	"github.com/xenckpt/xenckpt/xenstore/xenstoretest"
 )
 
 const (
@@ -153,4 +154,47 @@ func runCBench(b *testing.B, bin, sock, op string, n int, prefix string) time.Du
 		b.Fatalf("xsbench output %q: %v", out, err)
 	}
 	return time.Duration(max(ns, 1))
+}
+
+// BenchmarkClientEmbedded measures the client's own cost per call against
+// the in-process server (no daemon scheduling noise), with allocations.
+func BenchmarkClientEmbedded(b *testing.B) {
+	srv := xenstoretest.NewServer(nil)
+	defer srv.Close()
+	c, err := srv.Client(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Write(ctx, "/bench/k", []byte("value")); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Read(ctx, "/bench/k"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Write(ctx, "/bench/k", []byte("value")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := c.Read(ctx, "/bench/k"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
