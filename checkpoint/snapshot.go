@@ -296,8 +296,10 @@ type SaveOptions struct {
 	// many dirty pages. Zero means 50 (libxc's SPP_TARGET_DIRTY_COUNT).
 	DirtyPageThreshold uint64
 	// MaxDowntime stops precopy once the dirty set is expected to be sent
-	// within this time at the measured bandwidth. Zero means 10 ms;
-	// negative disables the downtime rule.
+	// within this time at the measured bandwidth (the downtime target), or
+	// as soon as the measured dirty rate reaches the bandwidth, when more
+	// rounds cannot converge. Zero means 10 ms; negative disables both
+	// rules.
 	MaxDowntime time.Duration
 	// Resume says how to cancel the suspend when the guest must keep
 	// running (a checkpoint, or any failure).
@@ -357,10 +359,14 @@ func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, 
 		if bw > 0 {
 			downtime = time.Duration(float64(dirty*pageSize) / bw * float64(time.Second))
 		}
+		// The guest dirties memory at least as fast as the link sends it:
+		// more rounds cannot shrink the final set (with the downtime rule
+		// on; without it MaxIterations alone bounds the rounds).
+		diverging := o.MaxDowntime > 0 && bw > 0 && dirtyRate*pageSize >= bw && round > 1
 		stop := round > o.MaxIterations || dirty <= o.DirtyPageThreshold ||
-			(o.MaxDowntime > 0 && bw > 0 && downtime <= o.MaxDowntime)
+			(o.MaxDowntime > 0 && bw > 0 && downtime <= o.MaxDowntime) || diverging
 		c.log.DebugContext(ctx, "precopy round", "domain", m.dom, "round", round, "dirty", dirty,
-			"dirty_rate", dirtyRate, "bandwidth", bw, "est_downtime", downtime, "stop", stop)
+			"dirty_rate", dirtyRate, "bandwidth", bw, "est_downtime", downtime, "diverging", diverging, "stop", stop)
 		if stop {
 			*rounds = round - 1
 			return bitmap, nil
