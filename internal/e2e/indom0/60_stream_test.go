@@ -39,6 +39,9 @@ func TestStreamReadsXLImages(t *testing.T) {
 	for _, typ := range guestTypes {
 		for _, kind := range []string{"xl-ckpt-", "xl-save-"} {
 			t.Run(kind+typ, func(t *testing.T) {
+				if kind == "xl-save-" && testing.Short() {
+					t.Skip("short mode reads the checkpoint images only")
+				}
 				if kind == "xl-save-" {
 					if _, err := os.Stat(filepath.Join(imageDir, kind+typ)); err != nil {
 						t.Skip("no xl save image: TestXLBaseline did not run")
