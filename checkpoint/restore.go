@@ -11,6 +11,7 @@ import (
 
 	"github.com/xenckpt/xenckpt/checkpoint/stream"
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 	"github.com/xenckpt/xenckpt/magic"
 	"github.com/xenckpt/xenckpt/xenstore"
 )
@@ -376,10 +377,10 @@ func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error
 	}
 	var storeFrame uint64
 	if rs.hvm {
-		if storeFrame, err = hv.HVMParam(ctx, dom, hvmParamStorePFN); err != nil {
+		if storeFrame, err = hv.HVMParam(ctx, dom, abi.HVM_PARAM_STORE_PFN); err != nil {
 			return fmt.Errorf("getting store pfn: %w", err)
 		}
-		if err := hv.SetHVMParam(ctx, dom, hvmParamStoreEvtchn, uint64(port)); err != nil {
+		if err := hv.SetHVMParam(ctx, dom, abi.HVM_PARAM_STORE_EVTCHN, uint64(port)); err != nil {
 			return fmt.Errorf("setting store event channel: %w", err)
 		}
 	} else {

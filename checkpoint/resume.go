@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 	"github.com/xenckpt/xenckpt/magic"
 )
 
@@ -135,7 +137,7 @@ func (c *Controller) setReturn(ctx context.Context, dom domctl.DomID, info domct
 		return err
 	}
 	if info.HVM() {
-		irq, err := c.hv.HVMParam(ctx, dom, hvmParamCallbackIRQ)
+		irq, err := c.hv.HVMParam(ctx, dom, abi.HVM_PARAM_CALLBACK_IRQ)
 		if err != nil {
 			return fmt.Errorf("getting HVM callback irq: %w", err)
 		}
@@ -170,10 +172,10 @@ func (c *Controller) setReturn(ctx context.Context, dom domctl.DomID, info domct
 // length} and length bytes; typecode 0 ends it. struct hvm_hw_cpu
 // (typecode 2, one per vCPU) begins with fpu_regs[512], then rax.
 const (
-	hvmDescSize   = 8
-	hvmCodeEnd    = 0
-	hvmCodeCPU    = 2
-	hvmCPURaxOff  = 512
+	hvmDescSize   = int(unsafe.Sizeof(abi.HVMSaveDescriptor{}))
+	hvmCodeEnd    = abi.HVM_SAVE_CODE_END
+	hvmCodeCPU    = abi.HVM_SAVE_CODE_CPU
+	hvmCPURaxOff  = int(unsafe.Offsetof(abi.HVMHWCPU{}.Rax))
 	errHVMContext = "HVM context"
 )
 

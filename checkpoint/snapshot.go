@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 )
 
 // batchPages is the number of pages mapped and written at once, libxc's
@@ -14,14 +15,11 @@ import (
 const batchPages = 1024
 
 // XEN_DOMCTL_PFINFO_* as getpageframeinfo3 returns them (type in bits
-// 31-28).
+// 31-28), as nibbles.
 const (
-	pfinfoShift    = 28
-	pfinfoBroken   = 0xD
-	pfinfoXAlloc   = 0xE
-	pfinfoXTab     = 0xF
-	pfinfoPinned   = 0x8
-	pfinfoMaxPlain = 0x4
+	pfinfoShift    = abi.XEN_DOMCTL_PFINFO_LTAB_SHIFT
+	pfinfoPinned   = abi.XEN_DOMCTL_PFINFO_LPINTAB >> pfinfoShift
+	pfinfoMaxPlain = abi.XEN_DOMCTL_PFINFO_L4TAB >> pfinfoShift
 )
 
 // pageHasData reports whether a page of this PFINFO nibble carries data.
@@ -153,32 +151,25 @@ func popcount(bitmap []uint64) uint64 {
 }
 
 // HVM_PARAM_* indexes (hvm/params.h) saved in HVM_PARAMS when non-zero, as
-// xg_sr_save_x86_hvm.c does.
-const (
-	hvmParamCallbackIRQ   = 0
-	hvmParamStorePFN      = 1
-	hvmParamStoreEvtchn   = 2
-	hvmParamConsolePFN    = 17
-	hvmParamConsoleEvtchn = 18
-)
-
+// xg_sr_save_x86_hvm.c does. Those the generated ABI lacks are numbered
+// from the header.
 var savedHVMParams = []uint32{
-	hvmParamStorePFN,
-	5,  // IOREQ_PFN
-	6,  // BUFIOREQ_PFN
-	27, // PAGING_RING_PFN
-	28, // MONITOR_RING_PFN
-	29, // SHARING_RING_PFN
-	37, // VM86_TSS_SIZED
-	hvmParamConsolePFN,
-	19, // ACPI_IOPORTS_LOCATION
-	9,  // VIRIDIAN
-	12, // IDENT_PT
-	34, // VM_GENERATION_ID_ADDR
-	32, // IOREQ_SERVER_PFN
-	33, // NR_IOREQ_SERVER_PAGES
-	36, // X87_FIP_WIDTH
-	38, // MCA_CAP
+	abi.HVM_PARAM_STORE_PFN,
+	abi.HVM_PARAM_IOREQ_PFN,
+	abi.HVM_PARAM_BUFIOREQ_PFN,
+	27, // HVM_PARAM_PAGING_RING_PFN
+	28, // HVM_PARAM_MONITOR_RING_PFN
+	29, // HVM_PARAM_SHARING_RING_PFN
+	37, // HVM_PARAM_VM86_TSS_SIZED
+	abi.HVM_PARAM_CONSOLE_PFN,
+	19, // HVM_PARAM_ACPI_IOPORTS_LOCATION
+	abi.HVM_PARAM_VIRIDIAN,
+	12, // HVM_PARAM_IDENT_PT
+	34, // HVM_PARAM_VM_GENERATION_ID_ADDR
+	32, // HVM_PARAM_IOREQ_SERVER_PFN
+	33, // HVM_PARAM_NR_IOREQ_SERVER_PAGES
+	36, // HVM_PARAM_X87_FIP_WIDTH
+	38, // HVM_PARAM_MCA_CAP
 }
 
 // vcpuState is one vCPU's saved context.
