@@ -281,8 +281,12 @@ func (h *host) guestRunning(ctx context.Context, dom domctl.DomID) bool {
 		return true
 	}
 	g := h.sim.Guest(dom)
-	if g.State() != xensim.GuestRunning {
-		return false // e.g. GuestBroken: it counts, but its xenstore connection is dead
+	// The kernel may still be returning from its suspend hypercall; a
+	// GuestBroken one counts, but its xenstore connection is dead.
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if g.WaitState(sctx, xensim.GuestRunning) != nil {
+		return false
 	}
 	return g.WaitCounter(ctx, g.Counter()) == nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,9 @@ func waitSocket(t *testing.T, path string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// The file appears at bind(), before listen(): dial to be sure.
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
