@@ -33,6 +33,14 @@ func (c *Controller) startInfo(ctx context.Context, dom domctl.DomID, width int)
 // the caller's override, the magic[] token (PV start_info), the ELF notes
 // the caller passed and the guest's xenstore feature keys.
 func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo, o *ResumeOptions) (magic.Convention, error) {
+	if o.Convention != 0 && o.Force {
+		// A forced override wins whatever the evidence says: skip reading it.
+		d, err := magic.Negotiate(magic.Sources{Override: o.Convention, Force: true})
+		if err != nil {
+			return 0, fmt.Errorf("negotiating cancel convention: %w", err)
+		}
+		return d.Convention, nil
+	}
 	src := magic.Sources{Notes: o.Notes, Override: o.Convention, Force: o.Force}
 	if !info.HVM() {
 		width, err := c.guestWidth(ctx, dom, info)

@@ -80,9 +80,16 @@ func (s *session) open(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// resumeGuest cancels the suspend (forced: never leaves it suspended).
+// resumeGuest cancels the suspend (forced: never leaves it suspended). The
+// convention negotiated on the first resume is reused for later epochs:
+// it cannot change while the guest runs, and the evidence costs several
+// round trips while the guest is paused.
 func (s *session) resumeGuest(ctx context.Context) error {
-	conv, err := s.c.resume(ctx, s.dom, &s.o.Resume, true)
+	o := s.o.Resume
+	if s.res.Convention != 0 {
+		o.Convention, o.Force = s.res.Convention, true
+	}
+	conv, err := s.c.resume(ctx, s.dom, &o, true)
 	s.res.Convention = conv
 	if err == nil || errors.Is(err, ErrNotCancellable) {
 		s.suspended = false
