@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,49 @@ func TestVerboseLogs(t *testing.T) {
 	r = xenckpt(t, t.Context(), "-v", "checkpoint", "--sim", "--guest-mem", "1", "-o", filepath.Join(t.TempDir(), "img"))
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "level=INFO msg=\"simulated guest booted\"")
+}
+
+// TestInterruptBinary: Ctrl-C (SIGINT) on the real process while the guest
+// is being asked to suspend: exit 130, and the guest runs on.
+func TestInterruptBinary(t *testing.T) {
+	bin := buildBinary(t)
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	cmd := exec.CommandContext(t.Context(), bin, "checkpoint", "--sim", "--guest-mem", "1", "--guest-behaviour", "never-ack",
+		"--ack-timeout", "30s", "--json", "-o", filepath.Join(t.TempDir(), "img"), "-v")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	// Interrupt once the suspend request is out.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "simulated guest booted") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "stderr: %s", stderr.String())
+	assert.Equal(t, exitCancelled, ee.ExitCode())
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &m), stdout.String())
+	assert.Equal(t, "cancelled", m["error"].(map[string]any)["class"])
+	assert.Equal(t, true, m["source_running"])
+}
+
+// lockedBuffer is a bytes.Buffer a child process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
