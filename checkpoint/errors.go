@@ -37,6 +37,8 @@ var (
 	ErrRemote = errors.New("remote side failed")
 	// ErrProtocol: the other end of a migration sent something unexpected.
 	ErrProtocol = errors.New("migration protocol violation")
+	// ErrBadConfig: SaveOptions.XLConfig is not a JSON domain config.
+	ErrBadConfig = errors.New("bad domain config")
 	// ErrNoCheckpoint: a Remus backup lost its primary before receiving one
 	// complete checkpoint, so there is nothing to fail over to.
 	ErrNoCheckpoint = errors.New("no complete checkpoint received")

@@ -31,6 +31,23 @@ type domainConfig struct {
 	} `json:"b_info"`
 }
 
+// configJSON returns the xl header's config: the caller's, checked to be
+// JSON with the fields Restore reads, or a minimal one.
+func configJSON(user []byte, sh guestShape, handle [16]byte, name string) ([]byte, error) {
+	if user != nil {
+		var dc domainConfig
+		if err := json.Unmarshal(user, &dc); err != nil {
+			return nil, fmt.Errorf("%w: SaveOptions.XLConfig is not a libxl domain config: %w", ErrBadConfig, err)
+		}
+		return user, nil
+	}
+	b, err := json.Marshal(configFor(sh, handle, name))
+	if err != nil {
+		return nil, fmt.Errorf("encoding domain config: %w", err)
+	}
+	return b, nil
+}
+
 func configFor(sh guestShape, handle [16]byte, name string) domainConfig {
 	var dc domainConfig
 	dc.CInfo.Name = name
@@ -74,11 +91,9 @@ type streamSink struct {
 	ents  []uint64
 }
 
-func newStreamSink(w io.Writer, sh guestShape, dc domainConfig) (*streamSink, error) {
-	cfg, err := json.Marshal(dc)
-	if err != nil {
-		return nil, fmt.Errorf("encoding domain config: %w", err)
-	}
+// newStreamSink starts an image on w. cfg is the JSON domain config for
+// the xl header.
+func newStreamSink(w io.Writer, sh guestShape, cfg []byte) (*streamSink, error) {
 	s := &streamSink{w: stream.NewWriter(w, nil), width: sh.Width, hvm: sh.HVM, ents: make([]uint64, 0, batchPages)}
 	typ := stream.DomainTypePV
 	if sh.HVM {

@@ -217,3 +217,27 @@ func TestCancelWhileWaiting(t *testing.T) {
 		})
 	}
 }
+
+// TestXLConfig: a caller's domain config goes into the xl header as is,
+// and Restore takes the domain's name from it; a non-JSON config is
+// refused before the guest is touched.
+func TestXLConfig(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{})
+	ctx := testCtx(t)
+	cfg := []byte(`{"c_info":{"type":"pv","name":"web1"},"b_info":{"max_vcpus":1,"max_memkb":256,"target_memkb":256},"disks":[]}`)
+	var img bytes.Buffer
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{XLConfig: cfg})
+	require.NoError(t, err)
+	assert.True(t, bytes.Contains(img.Bytes(), cfg), "config stored verbatim")
+	dom, err := e.c.Restore(ctx, &img, &checkpoint.RestoreOptions{Paused: true})
+	require.NoError(t, err)
+	name, err := e.xs.Read(ctx, "/local/domain/"+itoa(dom)+"/name")
+	require.NoError(t, err)
+	assert.Equal(t, "web1", string(name))
+
+	_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{XLConfig: []byte("name = 'web1'")})
+	require.ErrorIs(t, err, checkpoint.ErrBadConfig)
+	assert.EqualValues(t, 1, g.Suspends(), "the bad config was refused before suspending")
+	e.requireRunning(t, g)
+}

@@ -71,7 +71,11 @@ func (s *session) open(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		name = ""
 	}
-	sink, err := newStreamSink(w, s.sh, configFor(s.sh, s.info.Handle, name))
+	cfg, err := configJSON(s.o.XLConfig, s.sh, s.info.Handle, name)
+	if err != nil {
+		return err
+	}
+	sink, err := newStreamSink(w, s.sh, cfg)
 	if err != nil {
 		return err
 	}

@@ -295,6 +295,12 @@ type SaveOptions struct {
 	// Resume says how to cancel the suspend when the guest must keep
 	// running (a checkpoint, or any failure).
 	Resume ResumeOptions
+	// XLConfig is the domain's libxl_domain_config as JSON (what `xl save`
+	// stores, e.g. from `xl list -l`), written into the image's xl header
+	// so that `xl restore` can recreate the domain with its devices. It
+	// must parse as JSON (else ErrBadConfig). Nil writes a minimal config
+	// holding what Restore needs: type, name, uuid, vCPUs and memory.
+	XLConfig []byte
 	// Progress, if set, receives progress events synchronously; it must
 	// not block for long.
 	Progress func(Progress)
