@@ -237,7 +237,8 @@ func (s *session) migrate(ctx context.Context, conn io.ReadWriter) error {
 
 // Receive is the receiving end of Migrate: it announces readiness on conn,
 // restores the image into a new paused domain, reports, and unpauses the
-// domain only when the sender says go. On any failure (a cut connection,
+// domain only when the sender says go (or leaves that to the caller with
+// opts.Paused). On any failure (a cut connection,
 // a bad image, ctx cancellation, no go) the half-built domain is destroyed
 // and the sender is told why when the connection still works.
 func (c *Controller) Receive(ctx context.Context, conn io.ReadWriter, opts *RestoreOptions) (domctl.DomID, error) {
@@ -286,7 +287,12 @@ func (c *Controller) receive(ctx context.Context, conn io.ReadWriter, opts *Rest
 	if err := expectLine(conn, msgGo); err != nil {
 		return rs, false, err
 	}
-	// Committed: the sender destroys its copy now.
+	// Committed: the sender destroys its copy now. (With opts.Paused the
+	// caller unpauses it.)
+	if rs.o.Paused {
+		_ = writeLine(conn, msgUnpaused)
+		return rs, true, nil
+	}
 	if err := c.hv.Unpause(context.WithoutCancel(ctx), rs.dom); err != nil {
 		_ = writeLine(conn, msgErr+oneLine(err))
 		return rs, true, fmt.Errorf("unpausing received domain: %w", err)
