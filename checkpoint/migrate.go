@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ const (
 	msgUnpaused = "xenckpt domain unpaused"
 	msgErr      = "xenckpt error: "
 	maxLine     = 1024
-	maxChunk    = 4 << 20
+	maxChunk    = 16 << 20
 )
 
 func writeLine(w io.Writer, s string) error {
@@ -97,6 +98,34 @@ func (c *chunkWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// WriteBuffers sends bufs as one chunk with a vectored write (writev on a
+// TCP connection), so page data goes from the foreign mapping to the
+// socket without a copy (stream.BuffersWriter).
+func (c *chunkWriter) WriteBuffers(bufs net.Buffers) (int64, error) {
+	var total int
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if total > maxChunk {
+		var n int64
+		for _, b := range bufs {
+			m, err := c.Write(b)
+			n += int64(m)
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	binary.BigEndian.PutUint32(c.hdr[:], uint32(total))
+	vec := append(net.Buffers{c.hdr[:]}, bufs...)
+	n, err := vec.WriteTo(c.w)
+	return max(n-4, 0), err
 }
 
 func (c *chunkWriter) close() error {
