@@ -413,3 +413,17 @@ func TestLiveCheckpointDirtyGuest(t *testing.T) {
 	assert.Contains(t, phases, checkpoint.PhaseResumed)
 	e.requireRunning(t, g)
 }
+
+// TestHVMWithoutCallbackIRQ: as libxc's modify_returncode, the cancel value
+// is not written into an HVM guest without PV drivers
+// (HVM_PARAM_CALLBACK_IRQ = 0); it sees the 0 of its hypercall.
+func TestHVMWithoutCallbackIRQ(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PVH, Convention: xensim.ConventionLinux})
+	ctx := testCtx(t)
+	require.NoError(t, e.hv.SetHVMParam(ctx, g.Domain(), 0 /* HVM_PARAM_CALLBACK_IRQ */, 0))
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+	require.NoError(t, err)
+	e.requireRunning(t, g)
+	assert.EqualValues(t, 0, g.LastSuspendReturn())
+}
