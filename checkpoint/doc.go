@@ -81,6 +81,21 @@
 // ErrNoCheckpoint, *ShutdownError (errors.As; carries the reason), and
 // context errors.
 //
+// # Limitations
+//
+//   - PV guests are copied frame number for frame number: there is no p2m
+//     translation (pfn to mfn), no page-table normalisation (MFNs in PTEs,
+//     cr3, GDT frames and vCPU0's start_info edx turned into PFNs) and no
+//     X86_PV_P2M_FRAMES record. That is exact for guests whose pfn equals
+//     their gfn (xensim, HVM and PVH), but images of PV guests on real Xen
+//     are not restorable by xl, and the slow resume skips libxc's
+//     PFN-to-MFN fix-up of start_info. Give real Linux PV guests their
+//     convention (ResumeOptions.Notes or Convention) so they are never
+//     slow-resumed.
+//   - Device-model (QEMU) state of HVM guests is not saved; PVH guests
+//     have none.
+//   - Every vCPU up to MaxVCPUID is saved, online or not.
+//
 // # Testing without Xen
 //
 // The tests and examples run on xensim, a simulated hypervisor behind the
