@@ -265,3 +265,29 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TestLiveMigrateFaultInjection: cuts of a live migration of a dirtying
+// guest, spread over the whole exchange: the source runs on every time
+// with log-dirty mode switched off again, and no foreign mapping is left.
+func TestLiveMigrateFaultInjection(t *testing.T) {
+	src, dst := newEnv(t, nil), newEnv(t, nil)
+	g := src.guest(t, xensim.GuestConfig{Pages: 128, DirtyRate: 20000})
+	opts := &checkpoint.SaveOptions{Live: true, MaxIterations: 2}
+	ctx := testCtx(t)
+	const points = 40
+	const total = 128 * 4096 // the first full pass alone is longer
+	for i := range points {
+		limit := 1 + i*total/points
+		_, err, _, rerr := migrate(t, src, dst, g.Domain(), opts, nil, func(c net.Conn) io.ReadWriter {
+			return &cutConn{Conn: c, limit: limit}
+		})
+		if err == nil && rerr == nil {
+			t.Fatalf("migration cut at %d succeeded", limit)
+		}
+		require.Error(t, err, "cut at %d", limit)
+		src.requireRunning(t, g)
+		_, perr := src.hv.PeekDirty(ctx, g.Domain(), make([]uint64, 4))
+		require.Error(t, perr, "log-dirty still on after the cut at %d", limit)
+		waitNoDomains(t, dst)
+	}
+}
