@@ -128,3 +128,20 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestReplicateToFileAndInspect records a Remus stream through a local
+// pipe command and reads it back: one checkpoint boundary per epoch.
+func TestReplicateToFileAndInspect(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "remus.stream")
+	r := xenckpt(t, t.Context(), "replicate", "--sim", "--guest-mem", "2", "--epochs", "3", "--interval", "5ms",
+		"--ssh", "", "--receive-command", "cat > "+rec, "--json", "recorder")
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	assert.Equal(t, 3.0, jsonOf(t, r)["checkpoints"])
+	r = xenckpt(t, t.Context(), "inspect", "--json", rec)
+	require.Equal(t, exitOK, r.code, r.stdout)
+	m := jsonOf(t, r)
+	assert.Equal(t, 3.0, m["checkpoints"])
+	assert.Equal(t, 3.0, m["record_counts"].(map[string]any)["CHECKPOINT"])
+	assert.Equal(t, 3.0, m["libxl_record_counts"].(map[string]any)["CHECKPOINT_END"])
+	assert.Equal(t, true, m["complete"])
+}

@@ -179,6 +179,7 @@ func (a *app) runDemo(ctx context.Context, o *demoOptions) error {
 			return err
 		}
 	} else {
+		fmt.Fprintln(a.stdout, d.pauseSummary())
 		verdict := "every step behaved as expected"
 		if !d.res.OK {
 			verdict = "SOME STEPS FAILED"
@@ -576,4 +577,29 @@ func oneLine(err error) string {
 		return "ok"
 	}
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "* ", "")), " ")
+}
+
+// pauseSummary lists the measured guest pause times of the run.
+func (d *demo) pauseSummary() string {
+	var parts []string
+	for _, s := range d.res.Steps {
+		if !s.OK || s.PauseMS == 0 {
+			continue
+		}
+		switch s.Name {
+		case "checkpoint-seed", "checkpoint-linux":
+			parts = append(parts, fmt.Sprintf("%s %.2f ms", s.Name, s.PauseMS))
+		case "save-restore":
+			parts = append(parts, fmt.Sprintf("save (stop-and-copy) %.2f ms", s.PauseMS))
+		case "live-migration":
+			parts = append(parts, fmt.Sprintf("migration downtime %.2f ms", s.PauseMS))
+		case "remus":
+			sorted := append([]float64(nil), s.EpochPausesMS...)
+			sort.Float64s(sorted)
+			if len(sorted) > 0 {
+				parts = append(parts, fmt.Sprintf("Remus epoch median %.2f ms (max %.2f)", sorted[len(sorted)/2], sorted[len(sorted)-1]))
+			}
+		}
+	}
+	return "guest pause times: " + strings.Join(parts, ", ")
 }
