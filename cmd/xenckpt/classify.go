@@ -50,7 +50,7 @@ func classifyError(err error) (int, bool) {
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return exitTransfer, true
 	}
-	if _, ok := errors.AsType[*net.OpError](err); ok {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && (oe.Op == "dial" || oe.Op == "read" || oe.Op == "write") {
 		return exitTransfer, true
 	}
 	return 0, false

@@ -114,3 +114,11 @@ func TestXenstoredRealClient(t *testing.T) {
 	_, err = os.Stat(sock)
 	assert.True(t, os.IsNotExist(err))
 }
+
+func TestXenstoredBadSocket(t *testing.T) {
+	r := xenckpt(t, t.Context(), "xenstored", "--socket", filepath.Join(t.TempDir(), "no", "such", "dir", "xs.sock"))
+	assert.Equal(t, exitNotFound, r.code, r.stderr)
+	f := writeFile(t, "plain", []byte("x"))
+	r = xenckpt(t, t.Context(), "xenstored", "--socket", f)
+	assert.Equal(t, exitUsage, r.code, "refuses to replace a file that is not a socket: %s", r.stderr)
+}
