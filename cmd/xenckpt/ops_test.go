@@ -82,10 +82,12 @@ func TestGuestFailureClasses(t *testing.T) {
 
 func TestCancelResumesGuest(t *testing.T) {
 	// Ctrl-C while the guest is being asked to suspend: exit 130, and the
-	// guest is running afterwards.
+	// guest is running afterwards. Cancel once the debug log says the
+	// request is out: a fixed 300 ms could end before the simulated guest
+	// had booted on a loaded machine.
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	r := xenckpt(t, ctx, "checkpoint", "--sim", "--guest-mem", "2", "--guest-behaviour", "never-ack",
+	defer cancel()
+	r := xenckptAtStep(t, ctx, `"requested suspend"`, cancel, "-vv", "checkpoint", "--sim", "--guest-mem", "2", "--guest-behaviour", "never-ack",
 		"--ack-timeout", "30s", "--json", "-o", filepath.Join(t.TempDir(), "img"))
 	assert.Equal(t, exitCancelled, r.code, r.stdout+r.stderr)
 	m := jsonOf(t, r)

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// stepWriter collects a command's stderr and calls fn once, when a log
+// record containing step is written (slog writes a record in one Write).
+type stepWriter struct {
+	lockedBuffer
+	step string
+	once sync.Once
+	fn   func()
+}
+
+func (w *stepWriter) Write(p []byte) (int, error) {
+	n, err := w.lockedBuffer.Write(p)
+	if strings.Contains(string(p), w.step) {
+		w.once.Do(w.fn)
+	}
+	return n, err
+}
+
+// xenckptAtStep runs the command line in-process like xenckpt, and calls
+// fn when its log (ask for it with -vv) reports step: tests act at an
+// exact point of an operation instead of after a guessed delay, which a
+// loaded CI machine under -race overruns.
+func xenckptAtStep(t *testing.T, ctx context.Context, step string, fn func(), args ...string) result {
+	t.Helper()
+	var stdout lockedBuffer
+	stderr := &stepWriter{step: step, fn: fn}
+	code := run(ctx, args, strings.NewReader(""), &stdout, stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
