@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -127,27 +128,24 @@ func (a *app) runCapsKernel(ctx context.Context, path string) error {
 			fmt.Fprintln(w, "  suspend-cancel: no ELF note; the convention must come from the guest (magic[] seed token) or the toolstack")
 		}
 		for _, n := range res.Notes {
-			fmt.Fprintf(w, "  %-22s %s\n", n.Type, n.Value)
+			fmt.Fprintf(w, "  %-30s %s\n", n.Type, n.Value)
 		}
 	})
 }
 
-// noteValue renders a note's descriptor: strings as text, 4- and 8-byte
-// values as numbers, anything else in hex.
+// noteValue renders a note's descriptor: text (NUL-terminated or not) as
+// text, 4- and 8-byte values as numbers, anything else in hex.
 func noteValue(n magic.Note) string {
 	d := n.Desc
-	if len(d) > 0 && d[len(d)-1] == 0 && printablePrefix(d[:len(d)-1]) == strings.TrimSpace(string(d[:len(d)-1])) {
-		return string(d[:len(d)-1])
+	text := bytes.TrimRight(d, "\x00")
+	if len(text) > 1 && printablePrefix(text) == string(text) && (len(d) != 4 && len(d) != 8 || len(text) < len(d)) {
+		return string(text)
 	}
 	switch len(d) {
 	case 4:
-		return fmt.Sprintf("%#x", uint32(d[0])|uint32(d[1])<<8|uint32(d[2])<<16|uint32(d[3])<<24)
+		return fmt.Sprintf("%#x", binary.LittleEndian.Uint32(d))
 	case 8:
-		var v uint64
-		for i := 7; i >= 0; i-- {
-			v = v<<8 | uint64(d[i])
-		}
-		return fmt.Sprintf("%#x", v)
+		return fmt.Sprintf("%#x", binary.LittleEndian.Uint64(d))
 	}
 	return fmt.Sprintf("%x", d)
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/binary"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/internal/testutil"
 )
 
 // xenNote is one "Xen" ELF note.
@@ -100,4 +103,22 @@ func TestCheckpointWithKernelNote(t *testing.T) {
 	assert.Equal(t, "upstream", m["convention"])
 	assert.Equal(t, "elf-note", m["convention_source"])
 	assert.Equal(t, true, m["elf_note_suspend_cancel"])
+}
+
+// TestCapsDebianKernel reads the installed Debian kernel (a bzImage with an
+// xz payload), which carries XEN_ELFNOTE_SUSPEND_CANCEL = 1.
+func TestCapsDebianKernel(t *testing.T) {
+	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(kernels) == 0 {
+		testutil.SkipOrFail(t, "no kernel in /boot", "apt-get install linux-image-amd64")
+		return
+	}
+	r := xenckpt(t, t.Context(), "caps", "--json", kernels[0])
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	m := jsonOf(t, r)
+	assert.Equal(t, "bzimage", m["kind"])
+	assert.Equal(t, true, m["suspend_cancel"])
+	assert.Equal(t, "upstream", m["convention"])
+	assert.Equal(t, "linux", m["guest_os"])
+	assert.Contains(t, m["features"], "writable_page_tables")
 }
