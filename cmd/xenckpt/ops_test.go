@@ -259,3 +259,21 @@ func TestDomainArgs(t *testing.T) {
 		assert.Equal(t, exitUsage, r.code, "%v: %s", args, r.stderr)
 	}
 }
+
+func TestMigrateInterrupted(t *testing.T) {
+	addr := freePort(t)
+	done := make(chan result, 1)
+	go func() { done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s") }()
+	waitListen(t, addr)
+	// 32 MiB at 16 MiB/s: Ctrl-C lands mid-stream.
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	r := xenckpt(t, ctx, "migrate", "--sim", "--guest-mem", "32", "--rate-limit", "16", "--json", addr)
+	rr := <-done
+	t.Logf("migrate: %s\nreceive: %s", r.stdout, rr.stdout)
+	assert.Equal(t, exitCancelled, r.code, r.stdout)
+	m := jsonOf(t, r)
+	assert.Equal(t, true, m["source_running"], "Ctrl-C resumes the source")
+	assert.NotEqual(t, exitOK, rr.code, rr.stdout)
+	assert.Equal(t, 0.0, jsonOf(t, rr)["domains_left"], "the receiver destroys its half-built domain")
+}
