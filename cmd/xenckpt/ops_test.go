@@ -263,7 +263,9 @@ func TestDomainArgs(t *testing.T) {
 func TestMigrateInterrupted(t *testing.T) {
 	addr := freePort(t)
 	done := make(chan result, 1)
-	go func() { done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s") }()
+	go func() {
+		done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
+	}()
 	waitListen(t, addr)
 	// 32 MiB at 16 MiB/s: Ctrl-C lands mid-stream.
 	ctx, cancel := context.WithCancel(t.Context())
