@@ -116,7 +116,13 @@ failure or Ctrl-C cancels it, so the guest is never left suspended.
 
 Every domain command runs on a real dom0 (as root) or, with --sim, on an
 in-process simulated Xen host. "xenckpt demo" runs the whole story on the
-simulator.`,
+simulator.
+
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 unsupported (the
+guest cannot cancel a suspend, ...), 5 guest misbehaved, 6 bad image,
+7 transfer failed (source resumed), 8 no access to Xen, 130 interrupted
+(guest resumed). With --json every command prints one JSON object; see
+docs/cli.md for its fields.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
