@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -245,7 +246,23 @@ func TestBadGuests(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				e := newEnv(t, badGuestConfig(t))
+				// Short timeouts only for the wait this guest makes run
+				// out: a slow acknowledgement under load must not turn
+				// ack-only or disappear into never-ack.
+				cfg := badGuestConfig(t)
+				if tc.b != xensim.NeverAcknowledge {
+					cfg.AckTimeout = testConfig(t).AckTimeout
+				}
+				if tc.b == xensim.Disappear {
+					// @releaseDomain ends the wait at once; with an event
+					// channel only the timeout's last look sees the domain
+					// gone.
+					cfg.SuspendTimeout = testConfig(t).SuspendTimeout
+					if evtchn {
+						cfg.SuspendTimeout = 2 * time.Second
+					}
+				}
+				e := newEnv(t, cfg)
 				g := e.guest(t, xensim.GuestConfig{Behaviour: tc.b, SuspendEventChannel: evtchn})
 				_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
 				want := tc.want
@@ -300,25 +317,24 @@ func TestBadGuests(t *testing.T) {
 
 // TestBusy: a second operation on a domain is refused, not interleaved.
 func TestBusy(t *testing.T) {
-	e := newEnv(t, badGuestConfig(t))
+	// The first operation is known to hold the domain once it has
+	// written its request: a loop of second attempts could itself win the
+	// domain first, every time, on a loaded machine.
+	cfg := badGuestConfig(t)
+	started := make(chan struct{})
+	cfg.Logger = atStep("requested suspend", func() { close(started) })
+	e := newEnv(t, cfg)
 	g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.NeverAcknowledge})
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
-	started := make(chan struct{})
 	var firstErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		close(started)
 		_, firstErr = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
 	}()
 	<-started
-	var err error
-	for range 100 { // until the first one holds the lock
-		if _, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil); errors.Is(err, checkpoint.ErrBusy) {
-			break
-		}
-	}
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
 	require.ErrorIs(t, err, checkpoint.ErrBusy)
 	wg.Wait()
 	require.ErrorIs(t, firstErr, checkpoint.ErrNotAcknowledged)
