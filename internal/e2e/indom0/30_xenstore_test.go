@@ -64,9 +64,15 @@ func TestXenstore(t *testing.T) {
 		require.NoError(t, err)
 		_, err = strconv.Atoi(string(port))
 		assert.NoError(t, err, "console/port %q", port)
-		// control/ is where a toolstack asks the guest to suspend.
-		_, err = c.List(ctx, p+"/control")
+		// control/ is where a toolstack asks the guest to suspend; log what
+		// a real Linux guest advertises there (feature-suspend and so on).
+		kids, err := c.List(ctx, p+"/control")
 		assert.NoError(t, err)
+		for _, k := range kids {
+			v, err := c.Read(ctx, p+"/control/"+k)
+			t.Logf("%s/control/%s = %q (%v)", p, k, v, err)
+		}
+		assert.NotEmpty(t, kids, "control/ of a running guest")
 	})
 }
 
