@@ -139,7 +139,10 @@ func TestMigrateBetweenNetns(t *testing.T) {
 		// 64 MiB at 8 MiB/s takes about 8 s: the link goes down after 1 s.
 		mig := startProc(t, p.cmdIn(ctx, p.a, bin, "migrate", "--sim", "--guest-type", "pvh", "--guest-mem", "64",
 			"--rate-limit", "8", "--io-timeout", "3s", "--json", listen))
-		time.Sleep(time.Second)
+		// Cut once the transfer is under way (a fixed delay could cut
+		// before a loaded machine even connected).
+		waitEstablished(t, ctx, p, listen)
+		time.Sleep(200 * time.Millisecond)
 		p.ip(t, "-n", p.a, "link", "set", p.vethA, "down")
 		defer p.ip(t, "-n", p.a, "link", "set", p.vethA, "up")
 		m, r := <-mig, <-recv
@@ -152,6 +155,20 @@ func TestMigrateBetweenNetns(t *testing.T) {
 		rj := decode(t, r)
 		assert.Equal(t, float64(0), rj["domains_left"], "the receiver leaves no half-built domain")
 	})
+}
+
+// waitEstablished polls until the receiver has a connection on addr.
+func waitEstablished(t *testing.T, ctx context.Context, p *netnsPair, addr string) {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	for ctx.Err() == nil {
+		out, _ := exec.CommandContext(ctx, p.ipPath, "netns", "exec", p.b, "ss", "-Htn", "state", "established", "src", host, "sport", "= :"+port).Output()
+		if len(bytes.TrimSpace(out)) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no connection to the receiver on %s", addr)
 }
 
 // waitListening polls until the receiver accepts connections on addr.
