@@ -109,7 +109,7 @@ until xenstore-exists / 2>/dev/null; do
 done
 say "OK xenstored-ready"
 step xen-init-dom0 120 xen-init-dom0 || finish
-step xenconsoled 30 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console || finish
+step xenconsoled 30 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console --timestamp=guest || finish
 step xl-info 60 sh -c "xl info >$OUT/xl-info.txt" || finish
 say "READY $(now)s"
 

@@ -108,6 +108,8 @@ func TestDomctlGuests(t *testing.T) {
 				info, err := c.DomainInfo(ctx, dom)
 				require.NoError(t, err)
 				assert.True(t, info.Paused(), "paused flag after Pause")
+				// Let xenconsoled drain what the guest printed before the pause.
+				time.Sleep(1500 * time.Millisecond)
 				last := g.ticks()
 				time.Sleep(3 * time.Second)
 				assert.Len(t, g.ticks(), len(last), "guest ticked while paused")

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,23 +110,50 @@ func (g guest) logs() []string {
 	}
 }
 
-var tickRE = regexp.MustCompile(`DOMU: tick (\d+)`)
+// xenconsoled runs with --timestamp=guest, so every log line starts with
+// "[YYYY-MM-DD HH:MM:SS.mmm] ", which sorts chronologically as a string.
+var tickRE = regexp.MustCompile(`(?m)^(\[[^\]]*\] )?.*DOMU: tick (\d+)`)
 
-// ticks returns every tick the guest has printed, in log order (the
-// incoming-migration log after the main one).
-func (g guest) ticks() []int {
-	var all []int
-	for _, p := range g.logs() {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
+// parseTicks returns the ticks of console logs in time order: a migrated
+// guest writes first to "<name>--incoming.log", then, once renamed, to
+// "<name>.log" again, so the files must be merged by timestamp.
+func parseTicks(logs ...[]byte) []int {
+	type tick struct {
+		ts string
+		n  int
+	}
+	var all []tick
+	for _, b := range logs {
 		for _, m := range tickRE.FindAllSubmatch(b, -1) {
-			n, _ := strconv.Atoi(string(m[1]))
-			all = append(all, n)
+			n, _ := strconv.Atoi(string(m[2]))
+			all = append(all, tick{string(m[1]), n})
 		}
 	}
-	return all
+	// Timestamps may have one-second granularity: within one second, the
+	// guest's counter orders the lines (a rollback takes seconds, so it
+	// never falls inside one).
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].ts != all[j].ts || all[i].ts == "" {
+			return all[i].ts < all[j].ts
+		}
+		return all[i].n < all[j].n
+	})
+	out := make([]int, len(all))
+	for i, t := range all {
+		out[i] = t.n
+	}
+	return out
+}
+
+// ticks returns every tick the guest has printed, in time order.
+func (g guest) ticks() []int {
+	var logs [][]byte
+	for _, p := range g.logs() {
+		if b, err := os.ReadFile(p); err == nil {
+			logs = append(logs, b)
+		}
+	}
+	return parseTicks(logs...)
 }
 
 // mark returns the number of ticks logged so far; ticksSince(mark) returns
