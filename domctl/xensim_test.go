@@ -129,7 +129,10 @@ func TestMappingCleanup(t *testing.T) {
 		require.NoError(t, err)
 	}()
 	require.Equal(t, 1, c.OpenMappings())
-	for i := 0; i < 50 && c.OpenMappings() != 0; i++ {
+	// Finalizers run on their own goroutine: on a loaded machine under
+	// -race it can take a while to be scheduled, so wait for the
+	// condition with a generous deadline rather than a fixed 50 rounds.
+	for deadline := time.Now().Add(10 * time.Second); c.OpenMappings() != 0 && time.Now().Before(deadline); {
 		runtime.GC()
 		time.Sleep(time.Millisecond)
 	}
