@@ -267,10 +267,14 @@ func TestMigrateInterrupted(t *testing.T) {
 		done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
 	}()
 	waitListen(t, addr)
-	// 32 MiB at 16 MiB/s: Ctrl-C lands mid-stream.
+	// 32 MiB at 16 MiB/s take 2 s once connected: Ctrl-C half a second
+	// after the connection lands mid-stream. (A delay counted from the
+	// start could fire before the connection on a loaded machine, and the
+	// receiver would then wait for one forever.)
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(700*time.Millisecond, cancel)
-	r := xenckpt(t, ctx, "migrate", "--sim", "--guest-mem", "32", "--rate-limit", "16", "--json", addr)
+	defer cancel()
+	r := xenckptAtStep(t, ctx, `"msg":"connected"`, func() { time.AfterFunc(500*time.Millisecond, cancel) },
+		"-v", "migrate", "--sim", "--guest-mem", "32", "--rate-limit", "16", "--json", addr)
 	rr := <-done
 	t.Logf("migrate: %s\nreceive: %s", r.stdout, rr.stdout)
 	assert.Equal(t, exitCancelled, r.code, r.stdout)
