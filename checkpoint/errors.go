@@ -37,6 +37,10 @@ var (
 	ErrRemote = errors.New("remote side failed")
 	// ErrProtocol: the other end of a migration sent something unexpected.
 	ErrProtocol = errors.New("migration protocol violation")
+	// ErrUnsupportedGuest: the guest cannot be imaged by this package on
+	// this hypervisor (a PV guest on real Xen, whose frames need p2m
+	// translation; see the package doc). The guest keeps running.
+	ErrUnsupportedGuest = errors.New("guest not supported")
 	// ErrBadConfig: SaveOptions.XLConfig is not a JSON domain config.
 	ErrBadConfig = errors.New("bad domain config")
 	// ErrNoCheckpoint: a Remus backup lost its primary before receiving one

@@ -25,9 +25,15 @@ type domainConfig struct {
 		UUID string `json:"uuid,omitempty"`
 	} `json:"c_info"`
 	BInfo struct {
-		MaxVCPUs    uint32 `json:"max_vcpus"`
-		MaxMemKB    uint64 `json:"max_memkb"`
-		TargetMemKB uint64 `json:"target_memkb"`
+		MaxVCPUs    uint32   `json:"max_vcpus"`
+		AvailVCPUs  []uint32 `json:"avail_vcpus,omitempty"`
+		MaxMemKB    uint64   `json:"max_memkb"`
+		TargetMemKB uint64   `json:"target_memkb"`
+		// The build-info union, keyed like libxl's JSON ("type.pvh": {}):
+		// libxl reads the domain type from this key.
+		TypePV  *struct{} `json:"type.pv,omitempty"`
+		TypeHVM *struct{} `json:"type.hvm,omitempty"`
+		TypePVH *struct{} `json:"type.pvh,omitempty"`
 	} `json:"b_info"`
 }
 
@@ -51,17 +57,25 @@ func configJSON(user []byte, sh guestShape, handle [16]byte, name string) ([]byt
 func configFor(sh guestShape, handle [16]byte, name string) domainConfig {
 	var dc domainConfig
 	dc.CInfo.Name = name
-	dc.CInfo.Type = "pv"
-	if sh.HVM {
-		dc.CInfo.Type = "hvm"
-	}
+	dc.CInfo.Type = sh.Type
 	if handle != ([16]byte{}) {
 		h := hex.EncodeToString(handle[:])
 		dc.CInfo.UUID = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 	}
 	dc.BInfo.MaxVCPUs = sh.MaxVCPUs
+	for v := range sh.MaxVCPUs {
+		dc.BInfo.AvailVCPUs = append(dc.BInfo.AvailVCPUs, v)
+	}
 	dc.BInfo.MaxMemKB = sh.MaxMemKB
 	dc.BInfo.TargetMemKB = sh.MaxMemKB
+	switch sh.Type {
+	case "pvh":
+		dc.BInfo.TypePVH = &struct{}{}
+	case "hvm":
+		dc.BInfo.TypeHVM = &struct{}{}
+	default:
+		dc.BInfo.TypePV = &struct{}{}
+	}
 	return dc
 }
 

@@ -247,3 +247,33 @@ func TestXLConfig(t *testing.T) {
 	assert.EqualValues(t, 1, g.Suspends(), "the bad config was refused before suspending")
 	e.requireRunning(t, g)
 }
+
+// TestMinimalConfig: without XLConfig the xl header carries a config in
+// libxl's JSON shape, with the build-info union key libxl reads the type
+// from, and PVH told apart from HVM by libxl's /libxl/<domid>/type.
+func TestMinimalConfig(t *testing.T) {
+	for _, tc := range []struct {
+		kind      xensim.Kind
+		libxlType string
+		want      string
+	}{
+		{xensim.PV64, "", `"type.pv":{}`},
+		{xensim.PVH, "", `"type.hvm":{}`},
+		{xensim.PVH, "pvh", `"type.pvh":{}`},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			e := newEnv(t, nil)
+			g := e.guest(t, xensim.GuestConfig{Kind: tc.kind, VCPUs: 2})
+			ctx := testCtx(t)
+			if tc.libxlType != "" {
+				require.NoError(t, e.xs.Write(ctx, "/libxl/"+itoa(g.Domain())+"/type", []byte(tc.libxlType)))
+			}
+			var img bytes.Buffer
+			_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(tc.kind, xensim.ConventionSeed)})
+			require.NoError(t, err)
+			head := string(img.Bytes()[:min(img.Len(), 1024)])
+			assert.Contains(t, head, tc.want)
+			assert.Contains(t, head, `"avail_vcpus":[0,1]`)
+		})
+	}
+}

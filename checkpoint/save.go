@@ -139,7 +139,20 @@ func (s *session) precopy(ctx context.Context) ([]uint64, error) {
 		return nil, fmt.Errorf("enabling log-dirty: %w", err)
 	}
 	s.logDirty = true
-	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res.Rounds)
+	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res.Rounds, s.checkFrames)
+}
+
+// checkFrames runs after a full pass over the pfns. It catches a PV guest
+// on a hypervisor where its pfns are not the frames this package maps: on
+// real Xen a PV guest's frames are machine frames, found through its p2m,
+// which this package does not translate (see the package doc), so nearly
+// every pfn reads as a hole and the image would be silently empty.
+func (s *session) checkFrames() error {
+	if s.sh.HVM || s.info.TotPages == 0 || s.mem.dataPages*2 >= s.info.TotPages {
+		return nil
+	}
+	return fmt.Errorf("%w: PV guest of %d pages has data in only %d of its pfns; its frames are machine frames here and the p2m is not translated",
+		ErrUnsupportedGuest, s.info.TotPages, s.mem.dataPages)
 }
 
 // suspend suspends the guest and records when.
@@ -173,8 +186,13 @@ func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool
 		if err := s.mem.sendBitmap(ctx, bitmap); err != nil {
 			return err
 		}
-	} else if err := s.mem.sendRange(ctx, s.sh.MaxGPFN+1); err != nil {
-		return err
+	} else {
+		if err := s.mem.sendRange(ctx, s.sh.MaxGPFN+1); err != nil {
+			return err
+		}
+		if err := s.checkFrames(); err != nil {
+			return err
+		}
 	}
 	st, err := s.c.captureState(ctx, s.dom, s.sh)
 	if err != nil {

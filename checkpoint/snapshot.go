@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"strings"
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
@@ -53,8 +54,9 @@ type memCopier struct {
 	nib   []uint8
 	data  []uint64
 
-	pages uint64 // pages sent (with or without data)
-	bytes uint64 // page bytes sent
+	pages     uint64 // pages sent (with or without data)
+	bytes     uint64 // page bytes sent
+	dataPages uint64 // pages sent with data
 }
 
 func newMemCopier(hv Hypervisor, dom domctl.DomID, sink imageSink) *memCopier {
@@ -111,6 +113,7 @@ func (m *memCopier) flush(ctx context.Context) error {
 		return fmt.Errorf("writing page data: %w", err)
 	}
 	m.pages += uint64(n)
+	m.dataPages += uint64(len(m.data))
 	m.bytes += uint64(len(m.data)) * pageSize
 	m.gfns = m.gfns[:0]
 	return nil
@@ -199,6 +202,7 @@ type domainState struct {
 // guestShape is what the image header needs about a domain.
 type guestShape struct {
 	HVM      bool
+	Type     string // libxl's domain type: "pv", "hvm" or "pvh"
 	Width    int // bytes: 8 or 4
 	MaxGPFN  uint64
 	MaxVCPUs uint32
@@ -213,7 +217,15 @@ func (c *Controller) shape(ctx context.Context, dom domctl.DomID) (guestShape, e
 		}
 		return guestShape{}, fmt.Errorf("getting domain info: %w", err)
 	}
-	sh := guestShape{HVM: info.HVM(), Width: 8, MaxVCPUs: info.MaxVCPUID + 1, MaxMemKB: info.MaxPages * 4}
+	sh := guestShape{HVM: info.HVM(), Type: "pv", Width: 8, MaxVCPUs: info.MaxVCPUID + 1, MaxMemKB: info.MaxPages * 4}
+	if sh.HVM {
+		// The hypervisor calls PVH and HVM alike; libxl records which in
+		// /libxl/<domid>/type (libxl__domain_type). Without it: HVM.
+		sh.Type = "hvm"
+		if v, err := c.xs.Read(ctx, fmt.Sprintf("/libxl/%d/type", dom)); err == nil && strings.TrimRight(string(v), "\x00") == "pvh" {
+			sh.Type = "pvh"
+		}
+	}
 	if !sh.HVM {
 		bits, err := c.hv.AddressSize(ctx, dom)
 		if err != nil {
@@ -333,7 +345,7 @@ func (o *SaveOptions) emit(p Progress) {
 // policy says stop. Log-dirty must be on; it stays on for the final round.
 // It returns the dirty set of the last CLEAN, which the final (suspended)
 // round must send along with what the final CLEAN reports.
-func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, rounds *int) ([]uint64, error) {
+func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, rounds *int, afterFull func() error) ([]uint64, error) {
 	bitmap := make([]uint64, (sh.MaxGPFN+1+63)/64)
 	// Clear whatever was logged before this pass began.
 	if _, err := c.hv.CleanDirty(ctx, m.dom, bitmap, false); err != nil {
@@ -341,6 +353,9 @@ func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, 
 	}
 	start := time.Now()
 	if err := m.sendRange(ctx, sh.MaxGPFN+1); err != nil {
+		return nil, err
+	}
+	if err := afterFull(); err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(start)
