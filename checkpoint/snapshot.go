@@ -203,7 +203,7 @@ type domainState struct {
 type guestShape struct {
 	HVM      bool
 	Type     string // libxl's domain type: "pv", "hvm" or "pvh"
-	Width    int // bytes: 8 or 4
+	Width    int    // bytes: 8 or 4
 	MaxGPFN  uint64
 	MaxVCPUs uint32
 	MaxMemKB uint64
