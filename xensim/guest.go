@@ -237,6 +237,7 @@ type kernel struct {
 	// Owned by the run goroutine.
 	xs          *xenstore.Client
 	watch       *xenstore.Watch
+	endWatch    context.CancelFunc // ends watch's ctx (also ended by stop)
 	needConnect bool
 	recheck     bool // a control/shutdown read failed: look again next tick
 	lastTry     time.Time
@@ -499,12 +500,17 @@ func (k *kernel) connect() {
 			return
 		}
 	}
-	w, err := xs.Watch(context.Background(), p+"/control/shutdown")
+	// The watch lives until disconnect, or until Host.Close stops the
+	// kernel: a registration that never gets its reply cannot hold up
+	// Close.
+	wctx, endWatch := k.ctx()
+	w, err := xs.Watch(wctx, p+"/control/shutdown")
 	if err != nil {
+		endWatch()
 		xs.Close()
 		return
 	}
-	k.xs, k.watch = xs, w
+	k.xs, k.watch, k.endWatch = xs, w, endWatch
 	k.needConnect = false
 	k.connected.Store(true)
 }
@@ -514,6 +520,10 @@ func (k *kernel) disconnect() {
 	if k.watch != nil {
 		_ = k.watch.Close()
 		k.watch = nil
+	}
+	if k.endWatch != nil {
+		k.endWatch()
+		k.endWatch = nil
 	}
 	if k.xs != nil {
 		_ = k.xs.Close()
