@@ -283,14 +283,17 @@ func (d *domain) hasKernelHeader() bool {
 func (h *Host) boot(d *domain) {
 	k := &kernel{h: h, d: d, stop: make(chan struct{}), done: make(chan struct{}), evt: make(chan struct{}, 1)}
 	h.x.mu.Lock()
-	if d.kernel != nil || d.dying || !d.hasKernelHeader() {
+	// Close sets closed and then collects the kernels under mu: a kernel
+	// is either collected (and stopped) or never started, and it is
+	// counted before Close can wait.
+	if d.kernel != nil || d.dying || h.x.closed.Load() || !d.hasKernelHeader() {
 		h.x.mu.Unlock()
 		return
 	}
 	d.kernel = k
+	h.wg.Add(1)
 	h.x.mu.Unlock()
 	k.state.Store(int32(GuestRunning))
-	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		k.run()
