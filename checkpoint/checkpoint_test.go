@@ -328,12 +328,18 @@ func TestBusy(t *testing.T) {
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	var firstErr error
+	firstDone := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(firstDone)
 		_, firstErr = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
 	}()
-	<-started
+	select {
+	case <-started:
+	case <-firstDone:
+		t.Fatalf("the first checkpoint ended before writing its request: %v", firstErr)
+	}
 	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
 	require.ErrorIs(t, err, checkpoint.ErrBusy)
 	wg.Wait()
