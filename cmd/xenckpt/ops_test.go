@@ -149,7 +149,7 @@ func waitListen(t *testing.T, addr string) {
 func TestMigrateSim(t *testing.T) {
 	addr := freePort(t)
 	done := make(chan result, 1)
-	go func() { done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr) }()
+	go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--json", "--listen", addr) }()
 	waitListen(t, addr)
 	r := xenckpt(t, t.Context(), "migrate", "--sim", "--guest-mem", "8", "--guest-dirty-rate", "500", "--json", addr)
 	rr := <-done
@@ -175,7 +175,7 @@ func TestMigrateNoReceiver(t *testing.T) {
 func TestReplicateSim(t *testing.T) {
 	addr := freePort(t)
 	done := make(chan result, 1)
-	go func() { done <- xenckpt(t, t.Context(), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
+	go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
 	waitListen(t, addr)
 	r := xenckpt(t, t.Context(), "replicate", "--sim", "--guest-mem", "4", "--guest-dirty-rate", "200",
 		"--interval", "10ms", "--epochs", "5", "--json", addr)
@@ -201,7 +201,7 @@ func TestReplicateFailover(t *testing.T) {
 	for _, after := range []time.Duration{time.Second, 5 * time.Second} {
 		addr := freePort(t)
 		done := make(chan result, 1)
-		go func() { done <- xenckpt(t, t.Context(), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
+		go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
 		waitListen(t, addr)
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(after, cancel)
@@ -264,7 +264,7 @@ func TestMigrateInterrupted(t *testing.T) {
 	addr := freePort(t)
 	done := make(chan result, 1)
 	go func() {
-		done <- xenckpt(t, t.Context(), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
+		done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
 	}()
 	waitListen(t, addr)
 	// 32 MiB at 16 MiB/s take 2 s once connected: Ctrl-C half a second

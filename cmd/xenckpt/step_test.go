@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // stepWriter collects a command's stderr and calls fn once, when a log
@@ -34,4 +35,13 @@ func xenckptAtStep(t *testing.T, ctx context.Context, step string, fn func(), ar
 	stderr := &stepWriter{step: step, fn: fn}
 	code := run(ctx, args, strings.NewReader(""), &stdout, stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// receiverCtx bounds an in-process receiver: if the sender fails before
+// connecting, the test fails after a minute instead of waiting in accept
+// until the go test timeout.
+func receiverCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
