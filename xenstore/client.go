@@ -50,21 +50,36 @@ func (c *Config) maxReply() int {
 // Watch. Every call takes a ctx; cancelling it stops the wait, but the
 // request has already been sent and the daemon still carries it out (its
 // late reply is dropped).
+//
+// The reader reads only while something is expected: a reply to a call in
+// flight, or events for a registered watch. Otherwise it waits for the
+// next call to wake it, instead of sitting in read(2). With one
+// synchronous caller this keeps the whole round trip on one thread: on a
+// single CPU, a reader blocked in read(2) between calls made the Go
+// runtime hand the caller between threads on every call (see
+// docs/bench-xenstore.md).
 type Client struct {
 	rwc io.ReadWriteCloser
 	cfg Config
+	br  *bufio.Reader // used only by the reader
 
-	wmu sync.Mutex // serializes frame writes
+	chans sync.Pool // of chan *wire.Msg: recycled reply channels
+
+	wmu  sync.Mutex // serializes frame writes
+	wbuf []byte     // frame being written, under wmu
 
 	mu        sync.Mutex
 	nextReq   uint32
 	pending   map[uint32]chan *wire.Msg
 	watches   map[string]*Watch // by token
 	nextToken uint64
-	err       error // why the connection stopped; set once, before done closes
-	closing   bool
+	err       error         // why the connection stopped; set once, before done closes
+	closing   bool          // Close was called
+	shut      bool          // the connection was closed (Close, or a failed write)
+	reading   bool          // the reader reads, or closeConn claimed the connection
+	kick      chan struct{} // wakes the reader
 
-	done chan struct{} // closed when the reader has stopped
+	done chan struct{} // closed when the connection has stopped
 }
 
 // NewClient starts a Client on rwc, which carries xsd_sockmsg frames: a
@@ -75,12 +90,17 @@ func NewClient(rwc io.ReadWriteCloser, cfg *Config) *Client {
 		rwc:     rwc,
 		pending: make(map[uint32]chan *wire.Msg),
 		watches: make(map[string]*Watch),
+		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	c.chans.New = func() any { return make(chan *wire.Msg, 1) }
 	if cfg != nil {
 		c.cfg = *cfg
 	}
-	go c.readLoop()
+	// One read syscall usually brings header and payload, and several
+	// pipelined replies at once.
+	c.br = bufio.NewReaderSize(rwc, 16<<10)
+	go c.background()
 	return c
 }
 
@@ -96,50 +116,42 @@ func (c *Client) Close() error {
 		<-c.done
 		return nil
 	}
+	return c.closeConn()
+}
+
+// closeConn closes the connection and waits until it has stopped. A
+// reading reader notices the closed connection itself; when it is idle,
+// reading is claimed here so that it does not start, and the Client is
+// stopped directly.
+func (c *Client) closeConn() error {
+	c.mu.Lock()
+	idle := !c.reading
+	c.reading = true
+	c.shut = true
+	c.mu.Unlock()
 	err := c.rwc.Close()
+	if idle {
+		c.stop(io.EOF)
+	}
 	<-c.done
 	return err
 }
 
-func (c *Client) readLoop() {
-	limit := c.cfg.maxReply()
-	// One read syscall usually brings header and payload, and several
-	// pipelined replies at once.
-	br := bufio.NewReaderSize(c.rwc, 16<<10)
-	var err error
-	for {
-		var m *wire.Msg
-		m, err = wire.ReadMsg(br, limit)
-		if err != nil {
-			break
-		}
-		if m.Type == wire.WatchEvent {
-			c.dispatchEvent(m)
-			continue
-		}
-		c.mu.Lock()
-		ch, ok := c.pending[m.ReqID]
-		if ok {
-			delete(c.pending, m.ReqID)
-		}
-		c.mu.Unlock()
-		if ok {
-			ch <- m // buffered, never blocks
-			if br.Buffered() == 0 {
-				// Let the woken caller run on this thread now, instead
-				// of waiting for another thread to steal it while this
-				// one blocks in read(2): a synchronous caller then
-				// ping-pongs with the daemon on one thread, as C does.
-				runtime.Gosched()
-			}
-		}
-	}
+// stop ends the Client after the connection failed with cause (or was
+// closed): it records the error every later call returns, releases
+// waiting callers and ends every Watch. It runs once; later calls do
+// nothing.
+func (c *Client) stop(cause error) {
 	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
 	closing := c.closing
 	if closing {
 		c.err = fmt.Errorf("xenstore client closed: %w", net.ErrClosed)
 	} else {
-		c.err = fmt.Errorf("xenstore connection lost: %w: %w", net.ErrClosed, err)
+		c.err = fmt.Errorf("xenstore connection lost: %w: %w", net.ErrClosed, cause)
 	}
 	watches := c.watches
 	c.watches = map[string]*Watch{}
@@ -155,6 +167,77 @@ func (c *Client) readLoop() {
 			w.drop() // the caller closed the Client: nobody waits for the rest
 		}
 	}
+}
+
+// background is the reader. A call wakes it when it is idle; it then
+// reads until no call is in flight and no watch registered.
+func (c *Client) background() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		for {
+			if err := c.readOne(); err != nil {
+				c.stop(err)
+				return
+			}
+			c.mu.Lock()
+			if len(c.pending) > 0 || len(c.watches) > 0 {
+				c.mu.Unlock()
+				continue
+			}
+			stop := c.release()
+			c.mu.Unlock()
+			if stop {
+				c.stop(io.EOF)
+				return
+			}
+			break
+		}
+	}
+}
+
+// release makes the reader idle; c.mu is held. It returns true when the
+// connection was closed meanwhile: the reader must then stop the Client,
+// since closeConn counts on it to do so.
+func (c *Client) release() bool {
+	if c.shut {
+		return true
+	}
+	c.reading = false
+	return false
+}
+
+// readOne reads one frame and routes it: a watch event to its Watch, a
+// reply to the call waiting for it; a late reply to a cancelled call is
+// dropped.
+func (c *Client) readOne() error {
+	m, err := wire.ReadMsg(c.br, c.cfg.maxReply())
+	if err != nil {
+		return err
+	}
+	if m.Type == wire.WatchEvent {
+		c.dispatchEvent(m)
+		return nil
+	}
+	c.mu.Lock()
+	ch, ok := c.pending[m.ReqID]
+	if ok {
+		delete(c.pending, m.ReqID)
+	}
+	c.mu.Unlock()
+	if ok {
+		ch <- m // buffered, never blocks
+		if c.br.Buffered() == 0 {
+			// Let the woken caller run on this thread now, instead of
+			// waiting for another thread to steal it while this one
+			// blocks in read(2).
+			runtime.Gosched()
+		}
+	}
+	return nil
 }
 
 func (c *Client) dispatchEvent(m *wire.Msg) {
@@ -182,7 +265,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := make(chan *wire.Msg, 1)
+	ch := c.chans.Get().(chan *wire.Msg)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -198,40 +281,58 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	err := wire.WriteMsg(c.rwc, &wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload})
+	// Header and payload in one write: one syscall, and concurrent
+	// writers never interleave frames.
+	var err error
+	c.wbuf, err = (&wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload}).AppendBinary(c.wbuf[:0])
+	if err == nil {
+		_, err = c.rwc.Write(c.wbuf)
+	}
+	if cap(c.wbuf) > 2*(wire.HeaderSize+wire.PayloadMax) {
+		c.wbuf = nil
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		// A failed write may have left part of a frame on the stream,
 		// which is then unusable: end the connection like a lost one.
 		c.forget(id)
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		if !closing {
-			c.rwc.Close()
-		}
-		<-c.done
+		c.closeConn()
 		return nil, fmt.Errorf("sending %s: %w (%w)", t, c.err, err)
 	}
+	// Wake the reader if it is idle. (A call no longer pending has had
+	// its reply routed already, by a reader that has gone idle since.)
+	c.mu.Lock()
+	if _, waiting := c.pending[id]; waiting && !c.reading && c.err == nil {
+		c.reading = true
+		c.kick <- struct{}{} // the idle reader has drained kick: never blocks
+	}
+	c.mu.Unlock()
 	select {
 	case m := <-ch:
-		if m.Type == wire.Error {
-			name, _ := wire.CString(m.Payload)
-			if errno, ok := wire.Errno(name); ok {
-				return nil, errno
-			}
-			return nil, fmt.Errorf("%w: unknown error %q", ErrProtocol, name)
-		}
-		if m.Type != t {
-			return nil, fmt.Errorf("%w: %s reply to %s request", ErrProtocol, m.Type, t)
-		}
-		return m.Payload, nil
+		c.chans.Put(ch) // empty again, and nobody else sends on it
+		return reply(t, m)
 	case <-ctx.Done():
 		c.forget(id)
 		return nil, ctx.Err()
 	case <-c.done:
 		return nil, c.err
 	}
+}
+
+// reply turns m, the reply to a t request, into its payload; an XS_ERROR
+// reply becomes its syscall.Errno.
+func reply(t wire.Type, m *wire.Msg) ([]byte, error) {
+	if m.Type == wire.Error {
+		name, _ := wire.CString(m.Payload)
+		if errno, ok := wire.Errno(name); ok {
+			return nil, errno
+		}
+		return nil, fmt.Errorf("%w: unknown error %q", ErrProtocol, name)
+	}
+	if m.Type != t {
+		return nil, fmt.Errorf("%w: %s reply to %s request", ErrProtocol, m.Type, t)
+	}
+	return m.Payload, nil
 }
 
 func (c *Client) forget(id uint32) {

@@ -137,6 +137,51 @@ func TestConnectionLost(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
 
+// TestIdleReader covers the reader waiting for the next call instead of
+// reading: a late reply sent while it is idle is dropped by the next
+// call's reader, and a connection lost while it is idle fails the next
+// call with net.ErrClosed.
+func TestIdleReader(t *testing.T) {
+	c, d := fake(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(ctx, "/cancelled")
+		errc <- err
+	}()
+	first := readReq(t, d)
+	cancel()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	// The reader is still reading for the cancelled call: the late reply
+	// makes it idle.
+	require.NoError(t, wire.WriteMsg(d, &wire.Msg{Type: wire.Read, ReqID: first.ReqID, Payload: []byte("late")}))
+
+	for i := range 3 {
+		got := make(chan []byte, 1)
+		go func() {
+			v, err := c.Read(context.Background(), "/k")
+			assert.NoError(t, err)
+			got <- v
+		}()
+		m := readReq(t, d)
+		assert.NotEqual(t, first.ReqID, m.ReqID)
+		want := fmt.Sprintf("v%d", i)
+		require.NoError(t, wire.WriteMsg(d, &wire.Msg{Type: wire.Read, ReqID: m.ReqID, Payload: []byte(want)}))
+		select {
+		case v := <-got:
+			assert.Equal(t, want, string(v))
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reply: the idle reader was not woken")
+		}
+	}
+
+	require.NoError(t, d.Close()) // the daemon goes away while nobody reads
+	_, err := c.Read(context.Background(), "/after")
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, err = c.Read(context.Background(), "/again")
+	assert.ErrorIs(t, err, net.ErrClosed)
+}
+
 func TestCancelDropsLateReply(t *testing.T) {
 	c, d := fake(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
