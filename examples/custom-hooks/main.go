@@ -77,6 +77,7 @@ func main() {
 		if guest != nil {
 			fmt.Printf("guest never suspended: %d suspends, state %v\n", guest.Suspends(), guest.State())
 		}
+		h.Close() // os.Exit skips the deferred Close
 		os.Exit(1)
 	}
 	fmt.Printf("checkpoint done: %d pages, paused %v\n", res.Pages, res.PauseTime.Round(time.Microsecond))
