@@ -203,9 +203,12 @@ func TestReplicateFailover(t *testing.T) {
 		done := make(chan result, 1)
 		go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
 		waitListen(t, addr)
+		// Count the delay from the connection (the guest is booted by
+		// then), not from the start of a possibly slow boot.
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(after, cancel)
-		r := xenckpt(t, ctx, "replicate", "--sim", "--guest-mem", "4", "--interval", "20ms", "--json", addr)
+		defer cancel()
+		r := xenckptAtStep(t, ctx, `"msg":"connected"`, func() { time.AfterFunc(after, cancel) },
+			"-v", "replicate", "--sim", "--guest-mem", "4", "--interval", "20ms", "--json", addr)
 		rr := <-done
 		t.Logf("primary: %s\nbackup: %s", r.stdout, rr.stdout)
 		m, rm := jsonOf(t, r), jsonOf(t, rr)
