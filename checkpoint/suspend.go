@@ -254,7 +254,14 @@ func (s *suspender) suspendXenstore(ctx context.Context) error {
 	defer relW.Close()
 
 	if err := s.c.xs.Write(ctx, s.node(nodeShutdown), []byte("suspend")); err != nil {
-		return fmt.Errorf("writing %s: %w", s.node(nodeShutdown), err)
+		err = fmt.Errorf("writing %s: %w", s.node(nodeShutdown), err)
+		if ctx.Err() != nil {
+			// The request may have reached xenstored before ctx ended
+			// (a cancelled call only stops the wait): withdraw it, or,
+			// if it is no longer there, guard against a late suspend.
+			return s.withdraw(ctx, err)
+		}
+		return err
 	}
 	s.c.log.DebugContext(ctx, "requested suspend", "domain", s.dom)
 	if err := s.waitAck(ctx, ackW.Events()); err != nil {
