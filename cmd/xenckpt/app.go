@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,11 @@ type app struct {
 	// progress forces progress bars on (true) or off (false); unset
 	// means "when stdout is a terminal".
 	progress optionalBool
+
+	// events prints library progress events as JSON lines on stderr.
+	events bool
+	// start is when the command started (for event timestamps).
+	start time.Time
 
 	log *slog.Logger
 }
@@ -59,7 +65,7 @@ func (o *optionalBool) NoOptDefVal() string { return "true" }
 // run executes the command line args and returns the process exit code. It
 // is main without os.Exit, so tests run commands in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, start: time.Now()}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -136,6 +142,7 @@ docs/cli.md for its fields.`,
 	pf := root.PersistentFlags()
 	pf.BoolVar(&a.jsonOut, "json", false, "print the result as one JSON object on stdout (stable field names, see docs/cli.md)")
 	pf.CountVarP(&a.verbose, "verbose", "v", "structured logs on stderr (-v info, -vv debug)")
+	pf.BoolVar(&a.events, "events", false, "progress events (phase, round, pages, dirty rate, bandwidth, pause) as JSON lines on stderr")
 	pf.Var(&a.progress, "progress", "progress bars on stderr: true, false or auto (when stdout is a terminal)")
 	pf.Lookup("progress").NoOptDefVal = "true"
 

@@ -145,3 +145,24 @@ func TestReplicateToFileAndInspect(t *testing.T) {
 	assert.Equal(t, 3.0, m["libxl_record_counts"].(map[string]any)["CHECKPOINT_END"])
 	assert.Equal(t, true, m["complete"])
 }
+
+// TestEvents: --events streams the library's progress as JSON lines on
+// stderr, one per event, ending with "done".
+func TestEvents(t *testing.T) {
+	r := xenckpt(t, t.Context(), "checkpoint", "--sim", "--guest-mem", "2", "--live", "--events", "--json", "-o", filepath.Join(t.TempDir(), "img"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var phases []string
+	dec := json.NewDecoder(strings.NewReader(r.stderr))
+	for dec.More() {
+		var ev map[string]any
+		require.NoError(t, dec.Decode(&ev), r.stderr)
+		assert.Equal(t, "progress", ev["event"])
+		phases = append(phases, ev["phase"].(string))
+	}
+	require.NotEmpty(t, phases)
+	assert.Equal(t, "precopy", phases[0])
+	assert.Contains(t, phases, "suspended")
+	assert.Contains(t, phases, "resumed")
+	assert.Equal(t, "done", phases[len(phases)-1])
+	jsonOf(t, r) // the result is still one document on stdout
+}

@@ -181,7 +181,7 @@ func (a *app) runCapsDomain(ctx context.Context, sf *simFlags, rf *resumeFlags, 
 	if err != nil {
 		return err
 	}
-	defer h.close()
+	defer a.closeHost(h)
 	dom, _, err := a.domainArg(ctx, h, sf, args)
 	if err != nil {
 		return err

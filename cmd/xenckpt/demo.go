@@ -122,11 +122,11 @@ func (a *app) runDemo(ctx context.Context, o *demoOptions) error {
 	if d.src, err = a.openHost(ctx, true, tf); err != nil {
 		return err
 	}
-	defer d.src.close()
+	defer a.closeHost(d.src)
 	if d.dst, err = a.openHost(ctx, true, tf); err != nil {
 		return err
 	}
-	defer d.dst.close()
+	defer a.closeHost(d.dst)
 
 	steps := []struct {
 		name string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -207,7 +208,7 @@ func (h *host) close() error {
 		errs = append(errs, h.hv.Close())
 	}
 	if h.sim != nil {
-		errs = append(errs, h.sim.Close())
+		errs = append(errs, closeWithin(h.sim, 10*time.Second))
 	}
 	if h.lockDir != "" {
 		errs = append(errs, os.RemoveAll(h.lockDir))
@@ -332,4 +333,24 @@ func (a *app) ensureResumed(ctx context.Context, h *host, dom domctl.DomID, ro c
 	}
 	a.log.Warn("domain was left suspended after the failure; resumed it", "domain", dom, "convention", conv)
 	return true
+}
+
+// closeWithin closes c, giving up after d: a simulated host that does not
+// shut down must not hang the command (its memory goes with the process).
+func closeWithin(c io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("closing the simulated host: still not done after %v", d)
+	}
+}
+
+// closeHost closes h at the end of a command, logging what fails.
+func (a *app) closeHost(h *host) {
+	if err := h.close(); err != nil {
+		a.log.Warn("closing host", "err", err)
+	}
 }

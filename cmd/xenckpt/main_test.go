@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,9 +18,12 @@ type result struct {
 	stdout, stderr string
 }
 
-// xenckpt runs the command line in-process, as main would.
+// xenckpt runs the command line in-process, as main would. No command of
+// these tests may take long: a hang is cut after a minute (as Ctrl-C).
 func xenckpt(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, args, strings.NewReader(""), &stdout, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}

@@ -45,7 +45,7 @@ func (a *app) runMigrate(ctx context.Context, c *common, s *saveFlags, lf *linkF
 	if err != nil {
 		return err
 	}
-	defer h.close()
+	defer a.closeHost(h)
 	res := &opResult{Operation: "migrate", Sim: h.sim != nil, Domain: int(dom), Peer: peer, Live: s.live}
 	b := a.newBar("migrate", "pages")
 	opts, err := a.saveOptions(ctx, c, s, b, h.totalPages(ctx, dom))
@@ -98,7 +98,7 @@ primary's stream breaks.`,
 			if err != nil {
 				return err
 			}
-			defer h.close()
+			defer a.closeHost(h)
 			ro, err := rf.options(ctx, nil)
 			if err != nil {
 				return err
@@ -114,7 +114,8 @@ primary's stream breaks.`,
 			} else {
 				conn, peer = a.stdioLink(), "stdio"
 				// stdout carries the protocol: results go to stderr.
-				out = &app{stdin: a.stdin, stdout: a.stderr, stderr: a.stderr, jsonOut: a.jsonOut, log: a.log}
+				out = &app{stdin: a.stdin, stdout: a.stderr, stderr: a.stderr, jsonOut: a.jsonOut, log: a.log,
+					events: a.events, progress: a.progress, start: a.start}
 			}
 			defer conn.Close()
 			op := "receive"
@@ -123,7 +124,7 @@ primary's stream breaks.`,
 			}
 			res := &opResult{Operation: op, Sim: sim, Peer: peer}
 			b := out.newBar("receive", "pages")
-			opts := &checkpoint.RestoreOptions{Paused: paused, Name: name, Resume: ro, Progress: restoreProgress(res, b)}
+			opts := &checkpoint.RestoreOptions{Paused: paused, Name: name, Resume: ro, Progress: out.restoreProgress(res, b)}
 			var dom domctl.DomID
 			if remus {
 				dom, err = h.ctl.RemusBackup(ctx, conn, opts)
@@ -172,7 +173,7 @@ Ctrl-C or a link failure.`,
 			if err != nil {
 				return err
 			}
-			defer h.close()
+			defer a.closeHost(h)
 			res := &opResult{Operation: "replicate", Sim: h.sim != nil, Domain: int(dom), Peer: peer, Live: live}
 			ro, err := c.resume.options(ctx, &c.sim)
 			if err != nil {
@@ -182,12 +183,12 @@ Ctrl-C or a link failure.`,
 			opts := &checkpoint.RemusOptions{Interval: interval, Checkpoints: epochs,
 				Save: checkpoint.SaveOptions{Live: live, Resume: ro}}
 			var n uint64
-			opts.Save.Progress = func(p checkpoint.Progress) {
+			opts.Save.Progress = a.withEvents(func(p checkpoint.Progress) {
 				if p.Phase == checkpoint.PhaseResumed {
 					n++
 					b.Update(n, uint64(max(epochs, 0)), fmt.Sprintf("pause %s", p.PauseTime.Round(time.Microsecond)))
 				}
-			}
+			})
 			conn, err := a.dialPeer(ctx, peer, &lf)
 			if err != nil {
 				res.SourceRunning = ptr(h.guestRunning(ctx, dom))

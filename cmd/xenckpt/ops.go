@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -194,15 +196,13 @@ func (a *app) saveOptions(ctx context.Context, c *common, s *saveFlags, b *bar, 
 		Live: s.live, MaxIterations: s.maxIterations, DirtyPageThreshold: s.threshold, MaxDowntime: s.maxDowntime,
 		Resume: ro,
 	}
-	if b != nil {
-		o.Progress = func(p checkpoint.Progress) {
-			status := string(p.Phase)
-			if p.Phase == checkpoint.PhasePrecopy || p.Phase == checkpoint.PhaseSuspended {
-				status = fmt.Sprintf("%s, round %d", p.Phase, p.Round)
-			}
-			b.Update(p.Pages, total, status)
+	o.Progress = a.withEvents(func(p checkpoint.Progress) {
+		status := string(p.Phase)
+		if p.Phase == checkpoint.PhasePrecopy || p.Phase == checkpoint.PhaseSuspended {
+			status = fmt.Sprintf("%s, round %d", p.Phase, p.Round)
 		}
-	}
+		b.Update(p.Pages, total, status)
+	})
 	return o, nil
 }
 
@@ -276,7 +276,7 @@ func (a *app) runSaveLike(ctx context.Context, op string, c *common, s *saveFlag
 	if err != nil {
 		return err
 	}
-	defer h.close()
+	defer a.closeHost(h)
 	res := &opResult{Operation: op, Sim: h.sim != nil, Domain: int(dom), File: out, Live: s.live}
 	b := a.newBar(op, "pages")
 	opts, err := a.saveOptions(ctx, c, s, b, h.totalPages(ctx, dom))
@@ -344,14 +344,14 @@ built.`,
 			if err != nil {
 				return err
 			}
-			defer h.close()
+			defer a.closeHost(h)
 			ro, err := rf.options(ctx, nil)
 			if err != nil {
 				return err
 			}
 			res := &opResult{Operation: "restore", Sim: sim, File: args[0]}
 			b := a.newBar("restore", "pages")
-			opts := &checkpoint.RestoreOptions{Paused: paused, Name: name, Resume: ro, Progress: restoreProgress(res, b)}
+			opts := &checkpoint.RestoreOptions{Paused: paused, Name: name, Resume: ro, Progress: a.restoreProgress(res, b)}
 			dom, err := h.ctl.Restore(ctx, f, opts)
 			b.Done()
 			res.Domain = int(dom)
@@ -367,10 +367,42 @@ built.`,
 }
 
 // restoreProgress counts pages into res and draws the bar.
-func restoreProgress(res *opResult, b *bar) func(checkpoint.Progress) {
-	return func(p checkpoint.Progress) {
+func (a *app) restoreProgress(res *opResult, b *bar) func(checkpoint.Progress) {
+	return a.withEvents(func(p checkpoint.Progress) {
 		res.Pages, res.Bytes = p.Pages, p.Bytes
 		b.Update(p.Pages, 0, string(p.Phase))
+	})
+}
+
+// progressEvent is one line of --events: a library progress event.
+type progressEvent struct {
+	Event     string  `json:"event"` // always "progress"
+	Domain    int     `json:"domain"`
+	Phase     string  `json:"phase"` // precopy, suspended, resumed, done, restore
+	Round     int     `json:"round"`
+	Pages     uint64  `json:"pages"`
+	Bytes     uint64  `json:"bytes"`
+	RoundPgs  uint64  `json:"round_pages"`
+	DirtyRate float64 `json:"dirty_rate"` // pages per second
+	Bandwidth float64 `json:"bandwidth"`  // bytes per second
+	PauseMS   float64 `json:"pause_ms"`
+	TimeMS    float64 `json:"time_ms"` // since the command started
+}
+
+// withEvents adds --events output to a progress callback.
+func (a *app) withEvents(f func(checkpoint.Progress)) func(checkpoint.Progress) {
+	if !a.events {
+		return f
+	}
+	var mu sync.Mutex
+	enc := json.NewEncoder(a.stderr)
+	return func(p checkpoint.Progress) {
+		f(p)
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(progressEvent{Event: "progress", Domain: int(p.Domain), Phase: string(p.Phase), Round: p.Round,
+			Pages: p.Pages, Bytes: p.Bytes, RoundPgs: p.RoundPages, DirtyRate: p.DirtyRate, Bandwidth: p.Bandwidth,
+			PauseMS: ms(p.PauseTime), TimeMS: ms(time.Since(a.start))})
 	}
 }
 
