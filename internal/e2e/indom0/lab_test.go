@@ -124,9 +124,16 @@ func parseTicks(logs ...[]byte) []int {
 	}
 	var all []tick
 	for _, b := range logs {
+		// xenconsoled stamps a line only when it saw the previous newline;
+		// after a cancelled suspend a line can come without one, and then
+		// carries the time of the line before it.
+		ts := ""
 		for _, m := range tickRE.FindAllSubmatch(b, -1) {
+			if len(m[1]) > 0 {
+				ts = string(m[1])
+			}
 			n, _ := strconv.Atoi(string(m[2]))
-			all = append(all, tick{string(m[1]), n})
+			all = append(all, tick{ts, n})
 		}
 	}
 	// Timestamps may have one-second granularity: within one second, the
