@@ -215,6 +215,12 @@ func (rs *restorer) create(ctx context.Context) error {
 	if !rs.hvm {
 		cc.AddressSize = rs.width * 8
 	}
+	if rs.hvm && (rs.cfg.CInfo.Type == "pvh" || rs.cfg.BInfo.TypePVH != nil) {
+		// PVH: an HVM container with only the local APIC emulated, as
+		// libxl builds it; Xen refuses the full HVM set without a device
+		// model.
+		cc.EmulationFlags = domctl.X86EmuLAPIC
+	}
 	if h, ok := parseUUID(rs.cfg.CInfo.UUID); ok {
 		cc.Handle = h
 	}

@@ -80,7 +80,9 @@ func (c *Conn) CreateDomain(ctx context.Context, cfg CreateConfig) (DomID, error
 	var flags, emu uint32
 	if cfg.HVM {
 		flags = abi.XEN_DOMCTL_CDF_hvm | abi.XEN_DOMCTL_CDF_hap
-		emu = abi.XEN_X86_EMU_ALL
+		// As libxl: every emulated device but vPCI, which Xen 4.17
+		// refuses for a domU ("current selection of emulators").
+		emu = abi.XEN_X86_EMU_ALL &^ abi.XEN_X86_EMU_VPCI
 	}
 	if cfg.EmulationFlags != 0 {
 		emu = cfg.EmulationFlags

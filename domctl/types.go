@@ -129,7 +129,8 @@ type CreateConfig struct {
 	// Domain is the id to create; zero lets Xen pick a free one.
 	Domain DomID
 	// EmulationFlags are the XEN_X86_EMU_* devices Xen emulates; zero means
-	// all of them for HVM (X86EmuAll) and none for PV. PVH wants X86EmuLAPIC.
+	// all of them but vPCI for HVM (X86EmuAll &^ X86EmuVPCI, as libxl) and
+	// none for PV. PVH wants X86EmuLAPIC.
 	EmulationFlags uint32
 	// MaxEvtchnPort is the highest event-channel port; zero means 1023
 	// (libxl's default).
@@ -140,6 +141,7 @@ type CreateConfig struct {
 const (
 	X86EmuLAPIC uint32 = abi.XEN_X86_EMU_LAPIC
 	X86EmuAll   uint32 = abi.XEN_X86_EMU_ALL
+	X86EmuVPCI  uint32 = abi.XEN_X86_EMU_VPCI
 )
 
 // VCPUContext is a vcpu_guest_context as Xen returns it, kept as raw bytes

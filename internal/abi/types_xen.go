@@ -141,6 +141,7 @@ const (
 
 	XEN_X86_EMU_LAPIC = C.XEN_X86_EMU_LAPIC
 	XEN_X86_EMU_ALL   = C.XEN_X86_EMU_ALL
+	XEN_X86_EMU_VPCI  = C.XEN_X86_EMU_VPCI
 
 	XEN_DOMINF_dying         = C.XEN_DOMINF_dying
 	XEN_DOMINF_hvm_guest     = C.XEN_DOMINF_hvm_guest

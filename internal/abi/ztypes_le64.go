@@ -223,6 +223,7 @@ const (
 
 	XEN_X86_EMU_LAPIC = 0x1
 	XEN_X86_EMU_ALL   = 0x7ff
+	XEN_X86_EMU_VPCI  = 0x400
 
 	XEN_DOMINF_dying         = 0x1
 	XEN_DOMINF_hvm_guest     = 0x2
