@@ -131,26 +131,9 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-// waitListen waits for a listener without connecting to it: it binds the
-// port until that fails.
-func waitListen(t *testing.T, addr string) {
-	t.Helper()
-	for range 1000 {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return // someone (the receiver) holds it
-		}
-		ln.Close()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("receiver never listened on %s", addr)
-}
-
 func TestMigrateSim(t *testing.T) {
 	addr := freePort(t)
-	done := make(chan result, 1)
-	go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--json", "--listen", addr) }()
-	waitListen(t, addr)
+	done := startReceiver(t, "--sim", "--json", "--listen", addr)
 	r := xenckpt(t, t.Context(), "migrate", "--sim", "--guest-mem", "8", "--guest-dirty-rate", "500", "--json", addr)
 	rr := <-done
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
@@ -174,9 +157,7 @@ func TestMigrateNoReceiver(t *testing.T) {
 
 func TestReplicateSim(t *testing.T) {
 	addr := freePort(t)
-	done := make(chan result, 1)
-	go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
-	waitListen(t, addr)
+	done := startReceiver(t, "--sim", "--remus", "--json", "--listen", addr)
 	r := xenckpt(t, t.Context(), "replicate", "--sim", "--guest-mem", "4", "--guest-dirty-rate", "200",
 		"--interval", "10ms", "--epochs", "5", "--json", addr)
 	rr := <-done
@@ -200,9 +181,7 @@ func TestReplicateFailover(t *testing.T) {
 	// primary had not completed one yet.
 	for _, after := range []time.Duration{time.Second, 5 * time.Second} {
 		addr := freePort(t)
-		done := make(chan result, 1)
-		go func() { done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--remus", "--json", "--listen", addr) }()
-		waitListen(t, addr)
+		done := startReceiver(t, "--sim", "--remus", "--json", "--listen", addr)
 		// Count the delay from the connection (the guest is booted by
 		// then), not from the start of a possibly slow boot.
 		ctx, cancel := context.WithCancel(t.Context())
@@ -265,11 +244,7 @@ func TestDomainArgs(t *testing.T) {
 
 func TestMigrateInterrupted(t *testing.T) {
 	addr := freePort(t)
-	done := make(chan result, 1)
-	go func() {
-		done <- xenckpt(t, receiverCtx(t), "receive", "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
-	}()
-	waitListen(t, addr)
+	done := startReceiver(t, "--sim", "--json", "--listen", addr, "--io-timeout", "5s")
 	// 32 MiB at 16 MiB/s take 2 s once connected: Ctrl-C half a second
 	// after the connection lands mid-stream. (A delay counted from the
 	// start could fire before the connection on a loaded machine, and the

@@ -45,3 +45,23 @@ func receiverCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// startReceiver runs "xenckpt -v receive ARGS..." in-process under
+// receiverCtx and returns once its log says it listens; the result arrives
+// on the channel. (Probing the port by binding it could make the
+// receiver's own listen fail with EADDRINUSE.)
+func startReceiver(t *testing.T, args ...string) <-chan result {
+	t.Helper()
+	listening := make(chan struct{})
+	done := make(chan result, 1)
+	ctx := receiverCtx(t)
+	go func() {
+		done <- xenckptAtStep(t, ctx, `"msg":"listening"`, func() { close(listening) }, append([]string{"-v", "receive"}, args...)...)
+	}()
+	select {
+	case <-listening:
+	case r := <-done:
+		t.Fatalf("receiver ended before listening: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return done
+}
