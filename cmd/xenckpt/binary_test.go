@@ -91,15 +91,17 @@ func TestInterruptBinary(t *testing.T) {
 	var stdout bytes.Buffer
 	var stderr lockedBuffer
 	cmd := exec.CommandContext(t.Context(), bin, "checkpoint", "--sim", "--guest-mem", "1", "--guest-behaviour", "never-ack",
-		"--ack-timeout", "30s", "--json", "-o", filepath.Join(t.TempDir(), "img"), "-v")
+		"--ack-timeout", "30s", "--json", "-o", filepath.Join(t.TempDir(), "img"), "-vv")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
-	// Interrupt once the suspend request is out.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "simulated guest booted") && time.Now().Before(deadline) {
+	// Interrupt once the debug log says the suspend request is out (a
+	// fixed delay after the boot could land before it, or before the boot
+	// on a loaded machine).
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), `"msg":"requested suspend"`) {
+		require.True(t, time.Now().Before(deadline), "no suspend request logged; stderr: %s", stderr.String())
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	err := cmd.Wait()
 	var ee *exec.ExitError
