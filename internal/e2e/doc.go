@@ -20,7 +20,9 @@
 //     The default is the short mode meant for every CI run.
 //   - XENCKPT_LAB_WORK=dir: keep build products, serial.log, qemu.cmdline
 //     and the unpacked result tar (dir/out) there.
-//   - XENCKPT_LAB_RUN=regexp: run only the matching in-dom0 tests.
+//   - XENCKPT_LAB_RUN=regexp, XENCKPT_LAB_SKIP=regexp: run only, or skip,
+//     the matching in-dom0 tests (go test -run/-skip syntax, subtests too,
+//     for example XENCKPT_LAB_SKIP='TestCheckpointCancel/pv').
 //   - XENCKPT_LAB_TIMEOUT=duration: bound of the whole QEMU run (default
 //     20m, 35m in full mode; the payload gets 4 minutes less).
 //   - XENCKPT_LAB_ACCEL: QEMU's -accel (default tcg,thread=multi).
