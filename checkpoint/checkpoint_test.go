@@ -313,6 +313,19 @@ func TestBadGuests(t *testing.T) {
 		assert.Zero(t, g.Suspends())
 		e.requireRunning(t, g)
 	})
+	t.Run("feature-suspend-empty", func(t *testing.T) {
+		// As after xl restore or migrate: libxl re-creates the node empty
+		// and Linux does not write it again. Empty means unknown, so the
+		// request is made (and this guest honours it).
+		e := newEnv(t, nil)
+		g := e.guest(t, xensim.GuestConfig{})
+		ctx := testCtx(t)
+		require.NoError(t, e.xs.Write(ctx, "/local/domain/"+itoa(g.Domain())+"/control/feature-suspend", nil))
+		_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, 1, int(g.Suspends()))
+		e.requireRunning(t, g)
+	})
 }
 
 // TestBusy: a second operation on a domain is refused, not interleaved.

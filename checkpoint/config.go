@@ -32,8 +32,9 @@ type Config struct {
 	LockDir string
 	// RequireFeatureSuspend refuses to suspend a guest that does not
 	// advertise control/feature-suspend="1". When false (the default) only
-	// an explicit value other than "1" is refused, so guests older than the
-	// feature node still work.
+	// an explicit value other than "1" is refused: a missing or empty node
+	// (libxl creates it empty; a guest restored by xl does not rewrite it)
+	// counts as unknown, so such guests and those older than the node work.
 	RequireFeatureSuspend bool
 	// Hooks are called around suspend and resume. Nil means NopHooks.
 	Hooks Hooks

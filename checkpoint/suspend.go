@@ -237,7 +237,12 @@ func (s *suspender) suspendXenstore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if (ok && feat != "1") || (!ok && s.c.cfg.RequireFeatureSuspend) {
+	// libxl creates control/feature-suspend empty and a guest writes "1"
+	// when it boots; a guest restored or migrated by xl finds the node
+	// re-created empty and does not write it again. Empty is "unknown",
+	// like a missing node: only an explicit other value refuses.
+	known := ok && feat != ""
+	if (known && feat != "1") || (!known && s.c.cfg.RequireFeatureSuspend) {
 		return fmt.Errorf("%w (control/feature-suspend=%q)", ErrSuspendUnsupported, feat)
 	}
 	// Watch before writing, so neither the acknowledgement nor the
