@@ -4,9 +4,11 @@ package indom0
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xenckpt/xenckpt/internal/testutil"
+	"github.com/xenckpt/xenckpt/magic"
 )
 
 // cli returns the project's CLI, which TestXenLab puts beside this test
@@ -38,7 +41,8 @@ func runCLI(t *testing.T, args ...string) string {
 }
 
 // TestCLI runs the project's CLI in dom0 on the lab's real artefacts: the
-// guest kernel's capabilities and an image xl wrote.
+// guest kernel's capabilities, an image xl wrote, and a checkpoint with
+// cancel of the running PVH guest.
 func TestCLI(t *testing.T) {
 	requireDom0(t)
 	t.Run("caps kernel", func(t *testing.T) {
@@ -50,5 +54,31 @@ func TestCLI(t *testing.T) {
 		out := runCLI(t, "inspect", xlImage(t, "pvh", "xl-ckpt-pvh"))
 		t.Log(lastLines(out, 30))
 		assert.NotEmpty(t, strings.TrimSpace(out))
+	})
+	t.Run("checkpoint pvh", func(t *testing.T) {
+		g := ensureGuest(t, "pvh")
+		dom := g.domid(t)
+		_, m0 := g.freshTick(t)
+		img := filepath.Join(t.TempDir(), "cli-ckpt-pvh")
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli(t), "--json", "checkpoint", strconv.Itoa(int(dom)), "-o", img, "--kernel", "/boot/vmlinuz")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "xenckpt checkpoint:\n%s%s", out, stderr.String())
+		var res struct {
+			Convention    string `json:"convention"`
+			SourceRunning bool   `json:"source_running"`
+		}
+		require.NoError(t, json.Unmarshal(out, &res), "xenckpt --json output:\n%s", out)
+		assert.Equal(t, magic.ConventionUpstream.String(), res.Convention)
+		assert.True(t, res.SourceRunning, "the CLI reports the guest running")
+		assert.Equal(t, dom, g.domid(t), "checkpoint must keep the same domain")
+		g.waitTick(t, g.mark(), time.Minute)
+		consecutive(t, "after the CLI's checkpoint", g.ticksSince(m0-1))
+		fi, err := os.Stat(img)
+		require.NoError(t, err)
+		assert.Positive(t, fi.Size())
 	})
 }
