@@ -221,16 +221,18 @@ func TestCreateDomainGolden(t *testing.T) {
 	id, err := c.CreateDomain(context.Background(), domctl.CreateConfig{MaxVCPUs: 2, Handle: h, MaxMemKB: 524288, AddressSize: 32})
 	require.NoError(t, err)
 	assert.EqualValues(t, 12, id)
-	assert.Equal(t, []uint32{abi.XEN_DOMCTL_createdomain, abi.XEN_DOMCTL_max_mem, abi.XEN_DOMCTL_set_address_size}, cmds)
+	assert.Equal(t, []uint32{abi.XEN_DOMCTL_createdomain, abi.XEN_DOMCTL_max_vcpus, abi.XEN_DOMCTL_max_mem, abi.XEN_DOMCTL_set_address_size}, cmds)
 	u := r.calls[0].bufs[0][16:144]
 	want := unhex(t, `00000000`)                                                                                         // ssidref
 	want = append(want, h[:]...)                                                                                         // handle
 	want = append(want, unhex(t, `00000000 00000000 02000000 ff030000 ffffffff ffffffff 01000000 00000000 00000000`)...) // flags(PV) iommu max_vcpus max_evtchn grant maptrack grant_opts vmtrace cpupool
 	want = append(want, unhex(t, `00000000 00000000`)...)                                                                // arch: emulation_flags, misc_flags
 	assert.Equal(t, want, u[:len(want)])
-	assert.Equal(t, le64(524288), r.calls[1].bufs[0][16:24])
-	assert.Equal(t, []byte{32, 0, 0, 0}, r.calls[2].bufs[0][16:20])
+	assert.Equal(t, []byte{2, 0, 0, 0}, r.calls[1].bufs[0][16:20], "max_vcpus repeats createdomain's max_vcpus")
+	assert.Equal(t, le64(524288), r.calls[2].bufs[0][16:24])
+	assert.Equal(t, []byte{32, 0, 0, 0}, r.calls[3].bufs[0][16:20])
 	assert.EqualValues(t, 12, domctlOf(t, r.calls[1]).Domain)
+	assert.EqualValues(t, 12, domctlOf(t, r.calls[2]).Domain)
 }
 
 func TestCreateDomainUndoesOnFailure(t *testing.T) {
@@ -248,7 +250,7 @@ func TestCreateDomainUndoesOnFailure(t *testing.T) {
 	})
 	_, err := c.CreateDomain(context.Background(), domctl.CreateConfig{HVM: true, MaxMemKB: 1})
 	assert.ErrorIs(t, err, syscall.ENOMEM)
-	assert.Equal(t, []uint32{abi.XEN_DOMCTL_createdomain, abi.XEN_DOMCTL_max_mem, abi.XEN_DOMCTL_destroydomain}, cmds)
+	assert.Equal(t, []uint32{abi.XEN_DOMCTL_createdomain, abi.XEN_DOMCTL_max_vcpus, abi.XEN_DOMCTL_max_mem, abi.XEN_DOMCTL_destroydomain}, cmds)
 }
 
 func TestVCPUContextRoundTrip(t *testing.T) {

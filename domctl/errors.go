@@ -32,6 +32,7 @@ const (
 	OpDestroy         = "destroydomain"
 	OpCreate          = "createdomain"
 	OpMaxMem          = "max_mem"
+	OpMaxVCPUs        = "max_vcpus"
 	OpGetAddressSize  = "get_address_size"
 	OpSetAddressSize  = "set_address_size"
 	OpCapabilities    = "xen_version capabilities"

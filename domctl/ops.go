@@ -69,8 +69,9 @@ func (c *Conn) DestroyDomain(ctx context.Context, dom DomID) error {
 	}
 }
 
-// CreateDomain is XEN_DOMCTL_createdomain followed, as cfg asks, by
-// XEN_DOMCTL_max_mem and XEN_DOMCTL_set_address_size. If a follow-up step
+// CreateDomain is XEN_DOMCTL_createdomain, XEN_DOMCTL_max_vcpus (which
+// allocates the vCPUs), then, as cfg asks, XEN_DOMCTL_max_mem and
+// XEN_DOMCTL_set_address_size. If a follow-up step
 // fails the new domain is destroyed.
 func (c *Conn) CreateDomain(ctx context.Context, cfg CreateConfig) (DomID, error) {
 	vcpus := cfg.MaxVCPUs
@@ -113,6 +114,15 @@ func (c *Conn) CreateDomain(ctx context.Context, cfg CreateConfig) (DomID, error
 		// Best effort: the creation error is what the caller needs.
 		_ = c.DestroyDomain(context.WithoutCancel(ctx), id)
 		return 0, err
+	}
+	// Xen 4.17 still allocates the vCPUs themselves only on
+	// XEN_DOMCTL_max_vcpus (with the createdomain value); without it a
+	// restore's sethvmcontext finds no vCPU 0 and fails with EINVAL.
+	err = c.domctl(ctx, abi.XEN_DOMCTL_max_vcpus, id, func(d *abi.Domctl) {
+		abi.DomctlPayload[abi.DomctlMaxVCPUs](d).Max = vcpus
+	}, nil)
+	if err != nil {
+		return undo(newOpError(OpMaxVCPUs, id, err))
 	}
 	if cfg.MaxMemKB != 0 {
 		if err := c.SetMaxMem(ctx, id, cfg.MaxMemKB); err != nil {

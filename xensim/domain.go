@@ -33,7 +33,11 @@ type domain struct {
 	addrBits int // 64 or 32 (PV only; HVM reports 64)
 	created  time.Time
 
-	maxVCPUs  int
+	maxVCPUs int
+	// noVCPUs: created by XEN_DOMCTL_createdomain and not yet given its
+	// vCPUs by XEN_DOMCTL_max_vcpus (Xen 4.17 allocates them only there):
+	// vCPU and HVM context loads fail with EINVAL, as in hvm_load_cpu_ctxt.
+	noVCPUs   bool
 	vcpus     []vcpu
 	maxPages  uint64
 	hvmCtx    []byte

@@ -118,6 +118,26 @@ func (c *hc) create(hvm bool, vcpus uint32) (domctl.DomID, error) {
 			p.Flags = abi.XEN_DOMCTL_CDF_hvm | abi.XEN_DOMCTL_CDF_hap
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	// As a toolstack on 4.17 must: max_vcpus allocates the vCPUs.
+	dom := domctl.DomID(dc.Domain)
+	_, err = c.domctl(abi.XEN_DOMCTL_max_vcpus, dom, func(dc *abi.Domctl) {
+		abi.DomctlPayload[abi.DomctlMaxVCPUs](dc).Max = max(vcpus, 1)
+	})
+	return dom, err
+}
+
+// createNoVCPUs is create without XEN_DOMCTL_max_vcpus.
+func (c *hc) createNoVCPUs(hvm bool, vcpus uint32) (domctl.DomID, error) {
+	dc, err := c.domctl(abi.XEN_DOMCTL_createdomain, 0, func(dc *abi.Domctl) {
+		p := abi.DomctlPayload[abi.DomctlCreateDomain](dc)
+		p.MaxVCPUs = vcpus
+		if hvm {
+			p.Flags = abi.XEN_DOMCTL_CDF_hvm | abi.XEN_DOMCTL_CDF_hap
+		}
+	})
 	return domctl.DomID(dc.Domain), err
 }
 

@@ -151,8 +151,21 @@ func (x *xen) domctl(addr uint64) error {
 		if err != nil {
 			return err
 		}
+		x.mu.Lock()
+		d.noVCPUs = true
+		x.mu.Unlock()
 		dc.Domain = uint16(d.id)
 		return nil
+	case abi.XEN_DOMCTL_max_vcpus:
+		n := abi.DomctlPayload[abi.DomctlMaxVCPUs](dc).Max
+		return x.withDomain(id, func(d *domain) error {
+			// "must match the value passed to XEN_DOMCTL_createdomain"
+			if int(n) != d.maxVCPUs {
+				return errEINVAL
+			}
+			d.noVCPUs = false
+			return nil
+		})
 	case abi.XEN_DOMCTL_destroydomain:
 		return x.destroy(id)
 	case abi.XEN_DOMCTL_pausedomain:
@@ -323,7 +336,7 @@ func (x *xen) setVCPUContext(id domctl.DomID, v uint32, addr uint64) error {
 	if err != nil {
 		return err
 	}
-	if id == 0 || int(v) >= len(d.vcpus) {
+	if id == 0 || int(v) >= len(d.vcpus) || d.noVCPUs {
 		return errEINVAL
 	}
 	if addr == 0 { // NULL context: vcpu_reset
@@ -403,7 +416,7 @@ func (x *xen) setHVMContext(id domctl.DomID, p *abi.DomctlHVMContext) error {
 	if err != nil {
 		return err
 	}
-	if !d.hvm || id == 0 {
+	if !d.hvm || id == 0 || d.noVCPUs {
 		return errEINVAL
 	}
 	b, err := x.bufs.resolve(p.Buffer.Addr(), int(p.Size))

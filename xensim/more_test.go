@@ -226,3 +226,33 @@ func TestSharedInfoFrameIsMappable(t *testing.T) {
 // stressRounds is how many checkpoints each guest of
 // TestConcurrentCheckpoints takes.
 var stressRounds = 5
+
+// TestMaxVCPUsAllocatesVCPUs: as in Xen 4.17, a domain made by
+// XEN_DOMCTL_createdomain has no vCPUs until XEN_DOMCTL_max_vcpus (with the
+// same count) allocates them; loading vCPU or HVM context before fails with
+// EINVAL, as hvm_load_cpu_ctxt does.
+func TestMaxVCPUsAllocatesVCPUs(t *testing.T) {
+	h := newTestHost(t, nil)
+	c := newHC(t, h)
+	for _, hvm := range []bool{false, true} {
+		dom, err := c.createNoVCPUs(hvm, 2)
+		require.NoError(t, err)
+		if hvm {
+			require.ErrorIs(t, c.setHVMContext(dom, make([]byte, 64)), syscall.EINVAL)
+		} else {
+			require.ErrorIs(t, c.setVCPUCtx(dom, 0, make([]byte, ctxSize64)), syscall.EINVAL)
+		}
+		_, err = c.domctl(abi.XEN_DOMCTL_max_vcpus, dom, func(dc *abi.Domctl) {
+			abi.DomctlPayload[abi.DomctlMaxVCPUs](dc).Max = 3
+		})
+		require.ErrorIs(t, err, syscall.EINVAL, "max_vcpus must match createdomain")
+		_, err = c.domctl(abi.XEN_DOMCTL_max_vcpus, dom, func(dc *abi.Domctl) {
+			abi.DomctlPayload[abi.DomctlMaxVCPUs](dc).Max = 2
+		})
+		require.NoError(t, err)
+		if !hvm {
+			require.NoError(t, c.setVCPUCtx(dom, 0, make([]byte, ctxSize64)))
+		}
+		require.NoError(t, c.simple(abi.XEN_DOMCTL_destroydomain, dom))
+	}
+}

@@ -72,7 +72,7 @@ const DomctlUnionSize = 128
 // payload is the set of types that live in xen_domctl's union u.
 type payload interface {
 	DomctlCreateDomain | DomctlGetDomainInfo | DomctlGetPageFrameInfo3 |
-		DomctlShadowOp | DomctlMaxMem | DomctlVCPUContext | DomctlHVMContext |
+		DomctlShadowOp | DomctlMaxMem | DomctlMaxVCPUs | DomctlVCPUContext | DomctlHVMContext |
 		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe
 }
 

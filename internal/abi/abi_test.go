@@ -43,6 +43,7 @@ func init() {
 	reg[abi.DomctlShadowOp]("DomctlShadowOp")
 	reg[abi.DomctlShadowOpStats]("DomctlShadowOpStats")
 	reg[abi.DomctlMaxMem]("DomctlMaxMem")
+	reg[abi.DomctlMaxVCPUs]("DomctlMaxVCPUs")
 	reg[abi.DomctlVCPUContext]("DomctlVCPUContext")
 	reg[abi.DomctlHVMContext]("DomctlHVMContext")
 	reg[abi.DomctlAddressSize]("DomctlAddressSize")

@@ -103,6 +103,8 @@ type DomctlShadowOpStats C.struct_xen_domctl_shadow_op_stats
 
 type DomctlMaxMem C.struct_xen_domctl_max_mem
 
+type DomctlMaxVCPUs C.struct_xen_domctl_max_vcpus
+
 type DomctlVCPUContext C.struct_xen_domctl_vcpucontext
 
 type DomctlHVMContext C.struct_xen_domctl_hvmcontext
@@ -123,6 +125,7 @@ const (
 	XEN_DOMCTL_getdomaininfo     = C.XEN_DOMCTL_getdomaininfo
 	XEN_DOMCTL_shadow_op         = C.XEN_DOMCTL_shadow_op
 	XEN_DOMCTL_max_mem           = C.XEN_DOMCTL_max_mem
+	XEN_DOMCTL_max_vcpus         = C.XEN_DOMCTL_max_vcpus
 	XEN_DOMCTL_setvcpucontext    = C.XEN_DOMCTL_setvcpucontext
 	XEN_DOMCTL_getvcpucontext    = C.XEN_DOMCTL_getvcpucontext
 	XEN_DOMCTL_resumedomain      = C.XEN_DOMCTL_resumedomain

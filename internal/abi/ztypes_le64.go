@@ -164,6 +164,11 @@ type DomctlMaxMem struct {
 	MaxMemKB uint64
 }
 
+type DomctlMaxVCPUs struct {
+	_   structs.HostLayout
+	Max uint32
+}
+
 type DomctlVCPUContext struct {
 	_    structs.HostLayout
 	VCPU uint32
@@ -205,6 +210,7 @@ const (
 	XEN_DOMCTL_getdomaininfo     = 0x5
 	XEN_DOMCTL_shadow_op         = 0xa
 	XEN_DOMCTL_max_mem           = 0xb
+	XEN_DOMCTL_max_vcpus         = 0xf
 	XEN_DOMCTL_setvcpucontext    = 0xc
 	XEN_DOMCTL_getvcpucontext    = 0xd
 	XEN_DOMCTL_resumedomain      = 0x1b

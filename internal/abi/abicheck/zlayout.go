@@ -113,6 +113,8 @@ static const struct xenckpt_layout xenckpt_layouts[] = {
 	{"DomctlShadowOpStats", 2, "dirty_count", offsetof(struct xen_domctl_shadow_op_stats, dirty_count), sizeof(((struct xen_domctl_shadow_op_stats *)0)->dirty_count)},
 	{"DomctlMaxMem", -1, "", 0, sizeof(struct xen_domctl_max_mem)},
 	{"DomctlMaxMem", 1, "max_memkb", offsetof(struct xen_domctl_max_mem, max_memkb), sizeof(((struct xen_domctl_max_mem *)0)->max_memkb)},
+	{"DomctlMaxVCPUs", -1, "", 0, sizeof(struct xen_domctl_max_vcpus)},
+	{"DomctlMaxVCPUs", 1, "max", offsetof(struct xen_domctl_max_vcpus, max), sizeof(((struct xen_domctl_max_vcpus *)0)->max)},
 	{"DomctlVCPUContext", -1, "", 0, sizeof(struct xen_domctl_vcpucontext)},
 	{"DomctlVCPUContext", 1, "vcpu", offsetof(struct xen_domctl_vcpucontext, vcpu), sizeof(((struct xen_domctl_vcpucontext *)0)->vcpu)},
 	{"DomctlVCPUContext", 2, "ctxt", offsetof(struct xen_domctl_vcpucontext, ctxt), sizeof(((struct xen_domctl_vcpucontext *)0)->ctxt)},
