@@ -395,8 +395,12 @@ func (k *kernel) width() int {
 func (k *kernel) startInfo() (magic.StartInfo, error) {
 	var si magic.StartInfo
 	err := errNoMemory
+	// Read the width first: mem.with must not nest (a second RLock waits
+	// behind a pending Lock, e.g. the destroy closing the memory, which
+	// waits for the first: a deadlock).
+	w := k.width()
 	k.d.mem.with(func(all []byte) {
-		si, err = magic.DecodeStartInfo(all[startInfoPFN*PageSize:(startInfoPFN+1)*PageSize], k.width())
+		si, err = magic.DecodeStartInfo(all[startInfoPFN*PageSize:(startInfoPFN+1)*PageSize], w)
 	})
 	return si, err
 }

@@ -163,7 +163,8 @@ func (m *guestMem) allocate(gfn, n uint64) {
 }
 
 // with runs fn on the whole physmap unless the memory is gone; it
-// reports whether fn ran.
+// reports whether fn ran. fn must not call with again: a nested RLock
+// deadlocks against a pending close.
 func (m *guestMem) with(fn func(all []byte)) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
