@@ -79,6 +79,29 @@ type Controller struct {
 
 	mu   sync.Mutex
 	busy map[domctl.DomID]int // operations and late-suspend guards per domain
+
+	guards sync.WaitGroup // late-suspend guards still running (Wait)
+}
+
+// Wait blocks until every late-suspend guard of this Controller has
+// finished, or ctx ends. A guard runs after an operation was cancelled once
+// the guest had acknowledged the suspend request (see Concurrency in the
+// package doc): it resumes the guest if it still suspends. A program about
+// to exit after a cancelled operation should call Wait first, or a guest
+// that suspends just after the cancel may be left suspended. A guard lasts
+// at most Config.SuspendTimeout.
+func (c *Controller) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		c.guards.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // New returns a Controller using hv and xs. cfg may be nil.

@@ -277,3 +277,27 @@ func TestMinimalConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitDrainsGuards: after an operation cancelled once the guest had
+// acknowledged, Wait blocks while the late-suspend guard runs (ctx bounds
+// it) and returns once the guard has finished, releasing the domain.
+func TestWaitDrainsGuards(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AckTimeout, cfg.SuspendTimeout = time.Minute, 500*time.Millisecond
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	cfg.Logger = atStep("guest acknowledged suspend", cancel)
+	e := newEnv(t, &cfg)
+	g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.AcknowledgeOnly})
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	require.ErrorIs(t, err, context.Canceled)
+
+	short, cancelShort := context.WithTimeout(testCtx(t), 10*time.Millisecond)
+	defer cancelShort()
+	require.ErrorIs(t, e.c.Wait(short), context.DeadlineExceeded, "the guard is still running")
+	require.NoError(t, e.c.Wait(testCtx(t)))
+	_, err = e.c.Checkpoint(testCtx(t), g.Domain(), &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, checkpoint.ErrBusy, "the guard released the domain")
+	e.requireRunning(t, g)
+}

@@ -211,7 +211,9 @@ func (s *suspender) settleAfterCancel(ctx context.Context, resume func(context.C
 	done := c.hold(dom)
 	c.mu.Unlock()
 	bg := context.WithoutCancel(ctx)
+	c.guards.Add(1)
 	go func() {
+		defer c.guards.Done()
 		defer done()
 		deadline := time.Now().Add(c.cfg.SuspendTimeout)
 		for time.Now().Before(deadline) {

@@ -145,6 +145,9 @@ type host struct {
 
 	sim     *xensim.Host // nil on a real dom0
 	lockDir string
+	// guardWait bounds how long close waits for late-suspend guards: the
+	// suspend timeout and a little more.
+	guardWait time.Duration
 }
 
 // timeoutFlags are the suspend handshake timeouts.
@@ -196,11 +199,26 @@ func (a *app) openHost(ctx context.Context, sim bool, tf *timeoutFlags) (*host, 
 		}
 	}
 	h.ctl = checkpoint.New(h.hv, h.xs, cfg)
+	h.guardWait = checkpoint.DefaultSuspendTimeout + 5*time.Second
+	if cfg != nil && cfg.SuspendTimeout > 0 {
+		h.guardWait = cfg.SuspendTimeout + 5*time.Second
+	}
 	return h, nil
 }
 
 func (h *host) close() error {
 	var errs []error
+	if h.ctl != nil {
+		// A cancelled operation may have left a guard watching a guest
+		// that acknowledged the suspend request: let it finish (it resumes
+		// the guest if it suspends late) before the connections go. A
+		// guard lasts at most the suspend timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), h.guardWait)
+		if err := h.ctl.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("waiting for the guest to settle after a cancel: %w", err))
+		}
+		cancel()
+	}
 	if h.xs != nil {
 		errs = append(errs, h.xs.Close())
 	}
