@@ -14,6 +14,7 @@ import (
 
 	"github.com/xenckpt/xenckpt/checkpoint"
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 	"github.com/xenckpt/xenckpt/magic"
 	"github.com/xenckpt/xenckpt/xensim"
 )
@@ -134,6 +135,15 @@ func TestRestoreConventions(t *testing.T) {
 			assert.EqualValues(t, 0, r.LastSuspendReturn())
 		}
 		assert.Positive(t, r.Reconnects())
+		if k == xensim.PVH {
+			// The new HVM domain's reserved grant entry lets dom0's
+			// xenstored map its store ring (xc_dom_gnttab_seed).
+			store, err := e.hv.HVMParam(ctx, dom, abi.HVM_PARAM_STORE_PFN)
+			require.NoError(t, err)
+			ge, err := e.host.GrantEntry(dom, abi.GNTTAB_RESERVED_XENSTORE)
+			require.NoError(t, err)
+			assert.Equal(t, xensim.GrantEntry{Flags: abi.GTF_permit_access, Domain: 0, Frame: uint32(store)}, ge)
+		}
 		// The original keeps running too (it was a checkpoint).
 		e.requireRunning(t, g)
 		assert.GreaterOrEqual(t, g.Counter(), snapCounter)

@@ -45,6 +45,12 @@ type Hypervisor interface {
 
 	// MaxGPFN is XENMEM_maximum_gpfn: the highest guest frame number in use.
 	MaxGPFN(ctx context.Context, dom domctl.DomID) (uint64, error)
+	// MapGrantTable is XENMEM_add_to_physmap(XENMAPSPACE_grant_table):
+	// grant-table frame idx of dom appears at gfn. RemoveFromPhysmap is
+	// XENMEM_remove_from_physmap. Restore uses them to seed an HVM guest's
+	// reserved grant entries for xenstored and xenconsoled.
+	MapGrantTable(ctx context.Context, dom domctl.DomID, idx, gfn uint64) error
+	RemoveFromPhysmap(ctx context.Context, dom domctl.DomID, gfn uint64) error
 	// PopulatePhysmap is XENMEM_populate_physmap of order-0 extents at gfns.
 	PopulatePhysmap(ctx context.Context, dom domctl.DomID, gfns []uint64) error
 	// PageFrameTypes is XEN_DOMCTL_getpageframeinfo3: one XEN_DOMCTL_PFINFO_* per gfn.

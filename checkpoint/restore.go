@@ -2,7 +2,9 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -42,11 +44,12 @@ const seedRestoreValue = 1
 
 // restorer builds a domain from a stream.
 type restorer struct {
-	c    *Controller
-	o    RestoreOptions
-	r    *stream.Reader
-	dom  domctl.DomID
-	made bool
+	console consoleRing // HVM: the console wired at introduction
+	c       *Controller
+	o       RestoreOptions
+	r       *stream.Reader
+	dom     domctl.DomID
+	made    bool
 
 	cfg    domainConfig
 	hasCfg bool
@@ -389,6 +392,14 @@ func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error
 		if err := hv.SetHVMParam(ctx, dom, abi.HVM_PARAM_STORE_EVTCHN, uint64(port)); err != nil {
 			return fmt.Errorf("setting store event channel: %w", err)
 		}
+		console, err := rs.hvmConsole(ctx)
+		if err != nil {
+			return err
+		}
+		if err := rs.seedGrantTable(ctx, storeFrame, console.frame); err != nil {
+			return err
+		}
+		rs.console = console
 	} else {
 		if storeFrame, err = rs.c.updateStartInfo(ctx, dom, rs.width, port); err != nil {
 			return err
@@ -402,6 +413,72 @@ func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error
 	}
 	rs.introduced = true
 	return nil
+}
+
+// hvmConsole gives a restored HVM guest a fresh console event channel
+// (HVM_PARAM_CONSOLE_EVTCHN), as libxc's restore does; frame is the
+// console page from HVM_PARAM_CONSOLE_PFN, 0 when the image has none.
+func (rs *restorer) hvmConsole(ctx context.Context) (consoleRing, error) {
+	hv, dom := rs.c.hv, rs.dom
+	frame, err := hv.HVMParam(ctx, dom, abi.HVM_PARAM_CONSOLE_PFN)
+	if err != nil || frame == 0 {
+		return consoleRing{}, nil // no console page: nothing to wire
+	}
+	port, err := hv.AllocUnboundEvtchn(ctx, dom, 0)
+	if err != nil {
+		return consoleRing{}, fmt.Errorf("allocating console event channel: %w", err)
+	}
+	if err := hv.SetHVMParam(ctx, dom, abi.HVM_PARAM_CONSOLE_EVTCHN, uint64(port)); err != nil {
+		return consoleRing{}, fmt.Errorf("setting console event channel: %w", err)
+	}
+	return consoleRing{frame: frame, port: port}, nil
+}
+
+// consoleRing is a restored guest's console page and event channel.
+type consoleRing struct {
+	frame uint64
+	port  uint32
+}
+
+// seedGrantTable writes the reserved grant entries through which dom0's
+// xenstored (GNTTAB_RESERVED_XENSTORE) and xenconsoled
+// (GNTTAB_RESERVED_CONSOLE) map a new HVM domain's rings, as libxc's
+// xc_dom_gnttab_seed: grant frame 0 is put at a scratch gfn just past the
+// physmap, written through a foreign mapping, and taken out again.
+// xenstored refuses XS_INTRODUCE of a domain whose entry is missing.
+func (rs *restorer) seedGrantTable(ctx context.Context, storeFrame, consoleFrame uint64) error {
+	hv, dom := rs.c.hv, rs.dom
+	maxGFN, err := hv.MaxGPFN(ctx, dom)
+	if err != nil {
+		return fmt.Errorf("getting maximum gpfn: %w", err)
+	}
+	scratch := maxGFN + 1
+	if err := hv.MapGrantTable(ctx, dom, 0, scratch); err != nil {
+		return fmt.Errorf("mapping grant table frame at %#x: %w", scratch, err)
+	}
+	werr := func() error {
+		mp, err := mapFrames(ctx, hv, dom, domctl.ProtReadWrite, []uint64{scratch})
+		if err != nil {
+			return fmt.Errorf("mapping grant table: %w", err)
+		}
+		defer mp.Close()
+		b := mp.Bytes()
+		put := func(ref int, frame uint64) {
+			e := b[ref*8:]
+			binary.LittleEndian.PutUint16(e[2:], 0) // dom0 maps it
+			binary.LittleEndian.PutUint32(e[4:], uint32(frame))
+			binary.LittleEndian.PutUint16(e, abi.GTF_permit_access) // flags last, as libxc
+		}
+		if consoleFrame != 0 {
+			put(abi.GNTTAB_RESERVED_CONSOLE, consoleFrame)
+		}
+		put(abi.GNTTAB_RESERVED_XENSTORE, storeFrame)
+		return nil
+	}()
+	if err := hv.RemoveFromPhysmap(ctx, dom, scratch); err != nil {
+		return errors.Join(werr, fmt.Errorf("removing grant table frame from %#x: %w", scratch, err))
+	}
+	return werr
 }
 
 // updateStartInfo writes the new store event channel into the restored PV
@@ -462,6 +539,20 @@ func (rs *restorer) writeNodes(ctx context.Context) error {
 		{p + "/device/suspend", "", rw},
 		{p + "/device/suspend/event-channel", "", rw},
 		{p + "/data", "", rw},
+	}
+	if rs.console.frame != 0 {
+		// What xenconsoled reads to connect the guest's console.
+		nodes = append(nodes, []struct {
+			path, value string
+			perms       []xenstore.Perm
+		}{
+			{p + "/console", "", ro},
+			{p + "/console/type", "xenconsoled", ro},
+			{p + "/console/output", "pty", ro},
+			{p + "/console/limit", "1048576", ro},
+			{p + "/console/ring-ref", strconv.FormatUint(rs.console.frame, 10), ro},
+			{p + "/console/port", strconv.FormatUint(uint64(rs.console.port), 10), ro},
+		}...)
 	}
 	err = rs.c.xs.Transaction(ctx, func(tx *xenstore.Tx) error {
 		for _, n := range nodes {

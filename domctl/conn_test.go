@@ -484,6 +484,29 @@ func TestMemoryOps(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.EBUSY)
 }
 
+func TestGrantTablePhysmapGolden(t *testing.T) {
+	var ops []uint64
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_memory_op {
+			return 0, syscall.ENOSYS
+		}
+		ops = append(ops, args[0])
+		return 0, nil
+	})
+	ctx := context.Background()
+	require.NoError(t, c.MapGrantTable(ctx, 7, 0, 0x100001))
+	require.NoError(t, c.RemoveFromPhysmap(ctx, 7, 0x100001))
+	assert.Equal(t, []uint64{abi.XENMEM_add_to_physmap, abi.XENMEM_remove_from_physmap}, ops)
+	// struct xen_add_to_physmap: domid, size, space, idx, gpfn (24 bytes).
+	want := unhex(t, `0700 0000 01000000`)
+	want = append(want, le64(0)...)
+	want = append(want, le64(0x100001)...)
+	assert.Equal(t, want, r.calls[0].bufs[1][:24])
+	// struct xen_remove_from_physmap: domid, pad, gpfn (16 bytes).
+	assert.Equal(t, []byte{7, 0}, r.calls[1].bufs[1][:2])
+	assert.Equal(t, le64(0x100001), r.calls[1].bufs[1][8:16])
+}
+
 func TestPageFrameTypesBatches(t *testing.T) {
 	var nums []uint64
 	c, _ := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {

@@ -418,6 +418,34 @@ func (c *Conn) MaxGPFN(ctx context.Context, dom DomID) (uint64, error) {
 	return r, newOpError(OpMaxGPFN, dom, err)
 }
 
+// MapGrantTable is XENMEM_add_to_physmap with XENMAPSPACE_grant_table:
+// it puts frame idx of dom's grant table at gfn in dom's physmap (how the
+// toolstack reaches an HVM guest's grant table to seed it).
+func (c *Conn) MapGrantTable(ctx context.Context, dom DomID, idx, gfn uint64) error {
+	buf, err := c.alloc(int(unsafe.Sizeof(abi.AddToPhysmap{})))
+	if err != nil {
+		return newOpError(OpAddToPhysmap, dom, err)
+	}
+	defer c.free(buf)
+	a := abi.View[abi.AddToPhysmap](buf)
+	a.DomID, a.Size, a.Space, a.Idx, a.Gpfn = uint16(dom), 0, abi.XENMAPSPACE_grant_table, idx, gfn
+	_, err = c.hypercall(ctx, abi.HYPERVISOR_memory_op, abi.XENMEM_add_to_physmap, bufAddr(buf))
+	return newOpError(OpAddToPhysmap, dom, err)
+}
+
+// RemoveFromPhysmap is XENMEM_remove_from_physmap of gfn in dom.
+func (c *Conn) RemoveFromPhysmap(ctx context.Context, dom DomID, gfn uint64) error {
+	buf, err := c.alloc(int(unsafe.Sizeof(abi.RemoveFromPhysmap{})))
+	if err != nil {
+		return newOpError(OpRemoveFromPhysmap, dom, err)
+	}
+	defer c.free(buf)
+	r := abi.View[abi.RemoveFromPhysmap](buf)
+	r.DomID, r.Gpfn = uint16(dom), gfn
+	_, err = c.hypercall(ctx, abi.HYPERVISOR_memory_op, abi.XENMEM_remove_from_physmap, bufAddr(buf))
+	return newOpError(OpRemoveFromPhysmap, dom, err)
+}
+
 // PopulatePhysmap is XENMEM_populate_physmap of order-0 extents at gfns.
 // Xen returns how many extents it populated; fewer than asked is EBUSY, as
 // in libxc's xc_domain_populate_physmap_exact.

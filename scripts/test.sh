@@ -53,10 +53,6 @@ go test -run '^$' -bench . -benchtime=1x -timeout 20m ./...
 
 if [ "$quick" = 0 ] && [ -f internal/e2e/go.mod ]; then
   step "real Xen 4.17 in QEMU"
-  # Known gap, skipped by name (see issue 7 and TestLiveMigratePVH's doc):
-  # the project's own receiver cannot yet finish a restore into a new real
-  # domain (grant-table seeding and console wiring are missing).
-  (cd internal/e2e && XENCKPT_LAB_SKIP="${XENCKPT_LAB_SKIP:-^TestLiveMigratePVH\$}" \
-    go test -count=1 -timeout 40m -v ./...)
+  (cd internal/e2e && go test -count=1 -timeout 40m -v ./...)
 fi
 step "all tiers passed"

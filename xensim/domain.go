@@ -58,9 +58,14 @@ type domain struct {
 	// immutable after creation until the domain is gone.
 	mem       *guestMem
 	populated []uint64 // bitmap of populated gfns
-	totPages  uint64
-	maxGPFN   uint64 // highest gfn ever populated
-	mappings  int    // live foreign mappings
+	// Frame 0 of the domain's (v1) grant table while it is not in the
+	// physmap; grantGFN is where XENMEM_add_to_physmap put it (grantMapped).
+	grantFrame  [PageSize]byte
+	grantGFN    uint64
+	grantMapped bool
+	totPages    uint64
+	maxGPFN     uint64 // highest gfn ever populated
+	mappings    int    // live foreign mappings
 
 	// Log-dirty: the bitmap words are updated atomically so that guest
 	// writes need no lock.

@@ -308,3 +308,17 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 }
 
 const defaultTick = 1_000_000 // 1 ms in ns
+
+// GrantEntry is one v1 grant-table entry (struct grant_entry_v1).
+type GrantEntry struct {
+	Flags  uint16
+	Domain uint16
+	Frame  uint32
+}
+
+// GrantEntry returns entry ref of dom's grant table, as a toolstack seeded
+// it (GNTTAB_RESERVED_CONSOLE = 0, GNTTAB_RESERVED_XENSTORE = 1).
+func (h *Host) GrantEntry(dom domctl.DomID, ref int) (GrantEntry, error) {
+	f, d, fr, err := h.x.grantEntry(dom, ref)
+	return GrantEntry{Flags: f, Domain: d, Frame: fr}, err
+}

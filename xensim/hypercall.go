@@ -442,6 +442,21 @@ func (x *xen) memoryOp(cmd, arg uint64) (uint64, error) {
 			id = 0
 		}
 		return x.maximumGPFN(id)
+	case abi.XENMEM_add_to_physmap:
+		a, err := resolveT[abi.AddToPhysmap](x, arg)
+		if err != nil {
+			return 0, err
+		}
+		if a.Space != abi.XENMAPSPACE_grant_table {
+			return 0, errENOSYS
+		}
+		return 0, x.mapGrantTable(domctl.DomID(a.DomID), a.Idx, a.Gpfn)
+	case abi.XENMEM_remove_from_physmap:
+		r, err := resolveT[abi.RemoveFromPhysmap](x, arg)
+		if err != nil {
+			return 0, err
+		}
+		return 0, x.removeFromPhysmap(domctl.DomID(r.DomID), r.Gpfn)
 	case abi.XENMEM_populate_physmap:
 		r, err := resolveT[abi.MemoryReservation](x, arg)
 		if err != nil {

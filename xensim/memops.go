@@ -1,6 +1,7 @@
 package xensim
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -330,3 +331,65 @@ func (x *xen) unmapForeign(mem []byte) error {
 
 func swapWord(w *uint64) uint64 { return atomic.SwapUint64(w, 0) }
 func loadWord(w *uint64) uint64 { return atomic.LoadUint64(w) }
+
+// mapGrantTable is XENMEM_add_to_physmap(XENMAPSPACE_grant_table): frame
+// idx (only 0 is modelled) of the domain's grant table appears at gfn, so
+// a foreign mapping of gfn reads and writes the grant entries.
+func (x *xen) mapGrantTable(id domctl.DomID, idx, gfn uint64) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	if idx != 0 || gfn >= d.mem.limit || d.isPopulated(gfn) || d.grantMapped {
+		return errEINVAL
+	}
+	d.populated[gfn/64] |= 1 << (gfn % 64)
+	d.mem.allocate(gfn, 1)
+	copy(d.mem.page(gfn), d.grantFrame[:])
+	d.grantGFN, d.grantMapped = gfn, true
+	return nil
+}
+
+// removeFromPhysmap is XENMEM_remove_from_physmap: the grant-table frame
+// goes back out of the physmap (keeping what was written to it); an
+// ordinary frame is released.
+func (x *xen) removeFromPhysmap(id domctl.DomID, gfn uint64) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	if !d.isPopulated(gfn) {
+		return errEINVAL
+	}
+	if d.grantMapped && gfn == d.grantGFN {
+		copy(d.grantFrame[:], d.mem.page(gfn))
+		d.grantMapped = false
+	} else if d.totPages > 0 {
+		d.totPages--
+	}
+	clear(d.mem.page(gfn))
+	d.populated[gfn/64] &^= 1 << (gfn % 64)
+	return nil
+}
+
+// grantEntry returns entry ref of the domain's grant table (v1).
+func (x *xen) grantEntry(id domctl.DomID, ref int) (flags, dom uint16, frame uint32, err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d, err := x.lookupLocked(id)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if ref < 0 || ref >= PageSize/8 {
+		return 0, 0, 0, errEINVAL
+	}
+	e := d.grantFrame[ref*8:]
+	if d.grantMapped {
+		e = d.mem.page(d.grantGFN)[ref*8:]
+	}
+	return binary.LittleEndian.Uint16(e), binary.LittleEndian.Uint16(e[2:]), binary.LittleEndian.Uint32(e[4:]), nil
+}

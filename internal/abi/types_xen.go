@@ -16,6 +16,7 @@ package abi
 #include <xen/domctl.h>
 #include <xen/sched.h>
 #include <xen/memory.h>
+#include <xen/grant_table.h>
 #include <xen/event_channel.h>
 #include <xen/version.h>
 #include <xen/hvm/hvm_op.h>
@@ -241,6 +242,12 @@ const (
 
 type MemoryReservation C.struct_xen_memory_reservation
 
+type AddToPhysmap C.struct_xen_add_to_physmap
+
+type RemoveFromPhysmap C.struct_xen_remove_from_physmap
+
+type GrantEntryV1 C.struct_grant_entry_v1
+
 type EvtchnAllocUnbound C.struct_evtchn_alloc_unbound
 
 type SchedShutdown C.struct_sched_shutdown
@@ -248,8 +255,14 @@ type SchedShutdown C.struct_sched_shutdown
 type SchedRemoteShutdown C.struct_sched_remote_shutdown
 
 const (
-	XENMEM_populate_physmap = C.XENMEM_populate_physmap
-	XENMEM_maximum_gpfn     = C.XENMEM_maximum_gpfn
+	XENMEM_populate_physmap    = C.XENMEM_populate_physmap
+	XENMEM_maximum_gpfn        = C.XENMEM_maximum_gpfn
+	XENMEM_add_to_physmap      = C.XENMEM_add_to_physmap
+	XENMEM_remove_from_physmap = C.XENMEM_remove_from_physmap
+	XENMAPSPACE_grant_table    = C.XENMAPSPACE_grant_table
+	GNTTAB_RESERVED_CONSOLE    = C.GNTTAB_RESERVED_CONSOLE
+	GNTTAB_RESERVED_XENSTORE   = C.GNTTAB_RESERVED_XENSTORE
+	GTF_permit_access          = C.GTF_permit_access
 
 	EVTCHNOP_alloc_unbound = C.EVTCHNOP_alloc_unbound
 

@@ -578,6 +578,28 @@ type MemoryReservation struct {
 	_           [6]byte
 }
 
+type AddToPhysmap struct {
+	_     structs.HostLayout
+	DomID uint16
+	Size  uint16
+	Space uint32
+	Idx   uint64
+	Gpfn  uint64
+}
+
+type RemoveFromPhysmap struct {
+	_     structs.HostLayout
+	DomID uint16
+	Gpfn  uint64
+}
+
+type GrantEntryV1 struct {
+	_     structs.HostLayout
+	Flags uint16
+	DomID uint16
+	Frame uint32
+}
+
 type EvtchnAllocUnbound struct {
 	_         structs.HostLayout
 	Dom       uint16
@@ -597,8 +619,14 @@ type SchedRemoteShutdown struct {
 }
 
 const (
-	XENMEM_populate_physmap = 0x6
-	XENMEM_maximum_gpfn     = 0xe
+	XENMEM_populate_physmap    = 0x6
+	XENMEM_maximum_gpfn        = 0xe
+	XENMEM_add_to_physmap      = 0x7
+	XENMEM_remove_from_physmap = 0xf
+	XENMAPSPACE_grant_table    = 0x1
+	GNTTAB_RESERVED_CONSOLE    = 0x0
+	GNTTAB_RESERVED_XENSTORE   = 0x1
+	GTF_permit_access          = 0x1
 
 	EVTCHNOP_alloc_unbound = 0x6
 

@@ -16,6 +16,7 @@ package abicheck
 #include <xen/domctl.h>
 #include <xen/sched.h>
 #include <xen/memory.h>
+#include <xen/grant_table.h>
 #include <xen/event_channel.h>
 #include <xen/version.h>
 #include <xen/hvm/hvm_op.h>
@@ -375,6 +376,19 @@ static const struct xenckpt_layout xenckpt_layouts[] = {
 	{"MemoryReservation", 3, "extent_order", offsetof(struct xen_memory_reservation, extent_order), sizeof(((struct xen_memory_reservation *)0)->extent_order)},
 	{"MemoryReservation", 4, "mem_flags", offsetof(struct xen_memory_reservation, mem_flags), sizeof(((struct xen_memory_reservation *)0)->mem_flags)},
 	{"MemoryReservation", 5, "domid", offsetof(struct xen_memory_reservation, domid), sizeof(((struct xen_memory_reservation *)0)->domid)},
+	{"AddToPhysmap", -1, "", 0, sizeof(struct xen_add_to_physmap)},
+	{"AddToPhysmap", 1, "domid", offsetof(struct xen_add_to_physmap, domid), sizeof(((struct xen_add_to_physmap *)0)->domid)},
+	{"AddToPhysmap", 2, "size", offsetof(struct xen_add_to_physmap, size), sizeof(((struct xen_add_to_physmap *)0)->size)},
+	{"AddToPhysmap", 3, "space", offsetof(struct xen_add_to_physmap, space), sizeof(((struct xen_add_to_physmap *)0)->space)},
+	{"AddToPhysmap", 4, "idx", offsetof(struct xen_add_to_physmap, idx), sizeof(((struct xen_add_to_physmap *)0)->idx)},
+	{"AddToPhysmap", 5, "gpfn", offsetof(struct xen_add_to_physmap, gpfn), sizeof(((struct xen_add_to_physmap *)0)->gpfn)},
+	{"RemoveFromPhysmap", -1, "", 0, sizeof(struct xen_remove_from_physmap)},
+	{"RemoveFromPhysmap", 1, "domid", offsetof(struct xen_remove_from_physmap, domid), sizeof(((struct xen_remove_from_physmap *)0)->domid)},
+	{"RemoveFromPhysmap", 2, "gpfn", offsetof(struct xen_remove_from_physmap, gpfn), sizeof(((struct xen_remove_from_physmap *)0)->gpfn)},
+	{"GrantEntryV1", -1, "", 0, sizeof(struct grant_entry_v1)},
+	{"GrantEntryV1", 1, "flags", offsetof(struct grant_entry_v1, flags), sizeof(((struct grant_entry_v1 *)0)->flags)},
+	{"GrantEntryV1", 2, "domid", offsetof(struct grant_entry_v1, domid), sizeof(((struct grant_entry_v1 *)0)->domid)},
+	{"GrantEntryV1", 3, "frame", offsetof(struct grant_entry_v1, frame), sizeof(((struct grant_entry_v1 *)0)->frame)},
 	{"EvtchnAllocUnbound", -1, "", 0, sizeof(struct evtchn_alloc_unbound)},
 	{"EvtchnAllocUnbound", 1, "dom", offsetof(struct evtchn_alloc_unbound, dom), sizeof(((struct evtchn_alloc_unbound *)0)->dom)},
 	{"EvtchnAllocUnbound", 2, "remote_dom", offsetof(struct evtchn_alloc_unbound, remote_dom), sizeof(((struct evtchn_alloc_unbound *)0)->remote_dom)},

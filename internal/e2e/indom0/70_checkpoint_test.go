@@ -142,14 +142,10 @@ func TestSaveThenXLRestore(t *testing.T) {
 }
 
 // TestLiveMigratePVH live-migrates the PVH guest to this host with the
-// project's sender and receiver over an in-process connection.
-//
-// Known gap (issue 7): the receiver does not yet seed the new domain's grant
-// table (GNTTAB_RESERVED_XENSTORE/CONSOLE, as libxc's xc_dom_gnttab_seed)
-// nor wire its console, so xenstored's XS_INTRODUCE fails with EINVAL and
-// the migration is refused; scripts/test.sh skips this test by name until
-// then. The failure path is still checked here and by
-// TestMigrationCutLeavesSourcePVH: the source keeps running.
+// project's sender and receiver over an in-process connection: the new
+// domain (created, populated, HVM context loaded, grant table seeded for
+// xenstored and xenconsoled, introduced) runs the guest on, its counter
+// consecutive across the move.
 func TestLiveMigratePVH(t *testing.T) {
 	requireDom0(t)
 	ctl, _, notes := controller(t)
