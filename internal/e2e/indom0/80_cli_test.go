@@ -81,4 +81,28 @@ func TestCLI(t *testing.T) {
 		require.NoError(t, err)
 		assert.Positive(t, fi.Size())
 	})
+	t.Run("migrate pvh", func(t *testing.T) {
+		// xenckpt migrate with --ssh "" runs the receive command locally,
+		// as xl migrate -s "" does: two processes, the real handshake.
+		g := ensureGuest(t, "pvh")
+		dom := g.domid(t)
+		_, m0 := g.freshTick(t)
+		bin := cli(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "--json", "migrate", strconv.Itoa(int(dom)), "localhost",
+			"--ssh", "", "--receive-command", bin+" receive --kernel /boot/vmlinuz", "--kernel", "/boot/vmlinuz")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "xenckpt migrate:\n%s%s", out, stderr.String())
+		var res struct {
+			Operation string `json:"operation"`
+		}
+		require.NoError(t, json.Unmarshal(out, &res), "xenckpt --json output:\n%s", out)
+		assert.Equal(t, "migrate", res.Operation)
+		assert.NotEqual(t, dom, g.domid(t), "the guest's name now resolves to the new domain")
+		g.waitTick(t, g.mark(), time.Minute)
+		consecutive(t, "after the CLI's migration", g.ticksSince(m0-1))
+	})
 }
