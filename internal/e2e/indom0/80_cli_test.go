@@ -40,6 +40,20 @@ func runCLI(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// runCLIJSON runs the CLI with --json and decodes its stdout into res
+// (stderr, with the logs, goes into the failure message only).
+func runCLIJSON(t *testing.T, res any, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli(t), append([]string{"--json"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "xenckpt %s:\n%s%s", strings.Join(args, " "), out, stderr.String())
+	require.NoError(t, json.Unmarshal(out, res), "xenckpt --json output:\n%s", out)
+}
+
 // TestCLI runs the project's CLI in dom0 on the lab's real artefacts: the
 // guest kernel's capabilities, an image xl wrote, and a checkpoint with
 // cancel of the running PVH guest.
@@ -60,18 +74,11 @@ func TestCLI(t *testing.T) {
 		dom := g.domid(t)
 		_, m0 := g.freshTick(t)
 		img := filepath.Join(t.TempDir(), "cli-ckpt-pvh")
-		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, cli(t), "--json", "checkpoint", strconv.Itoa(int(dom)), "-o", img, "--kernel", "/boot/vmlinuz")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		require.NoError(t, err, "xenckpt checkpoint:\n%s%s", out, stderr.String())
 		var res struct {
 			Convention    string `json:"convention"`
 			SourceRunning bool   `json:"source_running"`
 		}
-		require.NoError(t, json.Unmarshal(out, &res), "xenckpt --json output:\n%s", out)
+		runCLIJSON(t, &res, "checkpoint", strconv.Itoa(int(dom)), "-o", img, "--kernel", "/boot/vmlinuz")
 		assert.Equal(t, magic.ConventionUpstream.String(), res.Convention)
 		assert.True(t, res.SourceRunning, "the CLI reports the guest running")
 		assert.Equal(t, dom, g.domid(t), "checkpoint must keep the same domain")
@@ -87,19 +94,11 @@ func TestCLI(t *testing.T) {
 		g := ensureGuest(t, "pvh")
 		dom := g.domid(t)
 		_, m0 := g.freshTick(t)
-		bin := cli(t)
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "--json", "migrate", strconv.Itoa(int(dom)), "localhost",
-			"--ssh", "", "--receive-command", bin+" receive --kernel /boot/vmlinuz", "--kernel", "/boot/vmlinuz")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		require.NoError(t, err, "xenckpt migrate:\n%s%s", out, stderr.String())
 		var res struct {
 			Operation string `json:"operation"`
 		}
-		require.NoError(t, json.Unmarshal(out, &res), "xenckpt --json output:\n%s", out)
+		runCLIJSON(t, &res, "migrate", strconv.Itoa(int(dom)), "localhost",
+			"--ssh", "", "--receive-command", cli(t)+" receive --kernel /boot/vmlinuz", "--kernel", "/boot/vmlinuz")
 		assert.Equal(t, "migrate", res.Operation)
 		assert.NotEqual(t, dom, g.domid(t), "the guest's name now resolves to the new domain")
 		g.waitTick(t, g.mark(), time.Minute)
