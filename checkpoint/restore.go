@@ -523,47 +523,21 @@ func (rs *restorer) writeNodes(ctx context.Context) error {
 	if name == "" {
 		name = "restored-" + strconv.Itoa(int(id))
 	}
-	ro := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: id, Access: xenstore.AccessRead}}
-	rw := []xenstore.Perm{{Dom: id, Access: xenstore.AccessNone}}
-	nodes := []struct {
-		path, value string
-		perms       []xenstore.Perm
-	}{
-		{p, "", ro},
-		{p + "/name", name, ro},
-		{p + "/domid", strconv.Itoa(int(id)), ro},
-		{p + "/control", "", ro},
-		{p + "/control/shutdown", "", rw},
-		{p + "/control/feature-suspend", "", rw},
-		{p + "/device", "", rw},
-		{p + "/device/suspend", "", rw},
-		{p + "/device/suspend/event-channel", "", rw},
-		{p + "/data", "", rw},
-	}
+	nodes := xenstore.DomainNodes(p, id, name)
 	if rs.console.frame != 0 {
 		// What xenconsoled reads to connect the guest's console.
-		nodes = append(nodes, []struct {
-			path, value string
-			perms       []xenstore.Perm
-		}{
-			{p + "/console", "", ro},
-			{p + "/console/type", "xenconsoled", ro},
-			{p + "/console/output", "pty", ro},
-			{p + "/console/limit", "1048576", ro},
-			{p + "/console/ring-ref", strconv.FormatUint(rs.console.frame, 10), ro},
-			{p + "/console/port", strconv.FormatUint(uint64(rs.console.port), 10), ro},
-		}...)
+		ro := nodes[0].Perms
+		nodes = append(nodes,
+			xenstore.Node{Path: p + "/console", Perms: ro},
+			xenstore.Node{Path: p + "/console/type", Value: "xenconsoled", Perms: ro},
+			xenstore.Node{Path: p + "/console/output", Value: "pty", Perms: ro},
+			xenstore.Node{Path: p + "/console/limit", Value: "1048576", Perms: ro},
+			xenstore.Node{Path: p + "/console/ring-ref", Value: strconv.FormatUint(rs.console.frame, 10), Perms: ro},
+			xenstore.Node{Path: p + "/console/port", Value: strconv.FormatUint(uint64(rs.console.port), 10), Perms: ro},
+		)
 	}
 	err = rs.c.xs.Transaction(ctx, func(tx *xenstore.Tx) error {
-		for _, n := range nodes {
-			if err := tx.Write(ctx, n.path, []byte(n.value)); err != nil {
-				return err
-			}
-			if err := tx.SetPerms(ctx, n.path, n.perms); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.WriteNodes(ctx, nodes)
 	})
 	if err != nil {
 		return fmt.Errorf("writing xenstore nodes of domain %d: %w", id, err)

@@ -149,35 +149,9 @@ func (h *Host) PrepareDomain(ctx context.Context, dom domctl.DomID, name string)
 	}
 	defer xs.Close()
 	id := uint32(dom)
-	p := "/local/domain/" + strconv.Itoa(int(dom))
-	ro := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: id, Access: xenstore.AccessRead}}
-	rw := []xenstore.Perm{{Dom: id, Access: xenstore.AccessNone}}
-	nodes := []struct {
-		path  string
-		value string
-		perms []xenstore.Perm
-	}{
-		{p, "", ro},
-		{p + "/name", name, ro},
-		{p + "/domid", strconv.Itoa(int(dom)), ro},
-		{p + "/control", "", ro},
-		{p + "/control/shutdown", "", rw},
-		{p + "/control/feature-suspend", "", rw},
-		{p + "/device", "", rw},
-		{p + "/device/suspend", "", rw},
-		{p + "/device/suspend/event-channel", "", rw},
-		{p + "/data", "", rw},
-	}
+	nodes := xenstore.DomainNodes("/local/domain/"+strconv.Itoa(int(dom)), id, name)
 	err = xs.Transaction(ctx, func(tx *xenstore.Tx) error {
-		for _, n := range nodes {
-			if err := tx.Write(ctx, n.path, []byte(n.value)); err != nil {
-				return err
-			}
-			if err := tx.SetPerms(ctx, n.path, n.perms); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.WriteNodes(ctx, nodes)
 	})
 	if err != nil {
 		return fmt.Errorf("preparing domain %d: %w", dom, err)
