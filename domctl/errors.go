@@ -54,6 +54,9 @@ const (
 	OpSubscribe         = "subscribe"
 	OpAllocUnbound      = "evtchn alloc_unbound"
 	OpEvtchn            = "evtchn"
+	OpMMUUpdate         = "mmu_update"
+	OpMMUExtOp          = "mmuext_op"
+	OpGrantSetupTable   = "grant_table_op setup_table"
 )
 
 // OpError is the error of a failed hypervisor operation. Err is usually a

@@ -450,12 +450,31 @@ func (c *Conn) RemoveFromPhysmap(ctx context.Context, dom DomID, gfn uint64) err
 // Xen returns how many extents it populated; fewer than asked is EBUSY, as
 // in libxc's xc_domain_populate_physmap_exact.
 func (c *Conn) PopulatePhysmap(ctx context.Context, dom DomID, gfns []uint64) error {
+	return newOpError(OpPopulatePhysmap, dom, c.populate(ctx, dom, gfns, nil))
+}
+
+// PopulatePhysmapFrames is PopulatePhysmap that also returns the frames
+// Xen allocated: for a PV (not translated) domain Xen writes the new
+// machine frame of extent i back into the extent array, so frames[i] is
+// the MFN now backing gfns[i]; for a translated (HVM) domain the array is
+// left alone and frames equals gfns.
+func (c *Conn) PopulatePhysmapFrames(ctx context.Context, dom DomID, gfns []uint64) ([]uint64, error) {
+	frames := make([]uint64, len(gfns))
+	if err := c.populate(ctx, dom, gfns, frames); err != nil {
+		return nil, newOpError(OpPopulatePhysmap, dom, err)
+	}
+	return frames, nil
+}
+
+// populate issues XENMEM_populate_physmap; out, if not nil, receives the
+// extent array as Xen left it.
+func (c *Conn) populate(ctx context.Context, dom DomID, gfns, out []uint64) error {
 	if len(gfns) == 0 {
 		return nil
 	}
 	arr, err := c.alloc(len(gfns) * 8)
 	if err != nil {
-		return newOpError(OpPopulatePhysmap, dom, err)
+		return err
 	}
 	defer c.free(arr)
 	for i, g := range gfns {
@@ -463,7 +482,7 @@ func (c *Conn) PopulatePhysmap(ctx context.Context, dom DomID, gfns []uint64) er
 	}
 	buf, err := c.alloc(int(unsafe.Sizeof(abi.MemoryReservation{})))
 	if err != nil {
-		return newOpError(OpPopulatePhysmap, dom, err)
+		return err
 	}
 	defer c.free(buf)
 	r := abi.View[abi.MemoryReservation](buf)
@@ -474,7 +493,13 @@ func (c *Conn) PopulatePhysmap(ctx context.Context, dom DomID, gfns []uint64) er
 	if err == nil && done != uint64(len(gfns)) {
 		err = fmt.Errorf("populated %d of %d frames: %w", done, len(gfns), syscall.EBUSY)
 	}
-	return newOpError(OpPopulatePhysmap, dom, err)
+	if err != nil {
+		return err
+	}
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(arr[i*8:])
+	}
+	return nil
 }
 
 // pageFrameInfoBatch is the most frames one getpageframeinfo3 takes (Xen

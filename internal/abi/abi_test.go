@@ -68,6 +68,19 @@ func init() {
 	reg[abi.EvtchnAllocUnbound]("EvtchnAllocUnbound")
 	reg[abi.SchedShutdown]("SchedShutdown")
 	reg[abi.SchedRemoteShutdown]("SchedRemoteShutdown")
+	reg[abi.MMUUpdate]("MMUUpdate")
+	reg[abi.MMUExtOp]("MMUExtOp")
+	reg[abi.GnttabSetupTable]("GnttabSetupTable")
+	reg[abi.SharedInfoX86_64]("SharedInfoX86_64")
+	reg[abi.VCPUInfoX86_64]("VCPUInfoX86_64")
+	reg[abi.ArchVCPUInfoX86_64]("ArchVCPUInfoX86_64")
+	reg[abi.VCPUTimeInfoX86_64]("VCPUTimeInfoX86_64")
+	reg[abi.ArchSharedInfoX86_64]("ArchSharedInfoX86_64")
+	reg[abi.SharedInfoX86_32]("SharedInfoX86_32")
+	reg[abi.VCPUInfoX86_32]("VCPUInfoX86_32")
+	reg[abi.ArchVCPUInfoX86_32]("ArchVCPUInfoX86_32")
+	reg[abi.VCPUTimeInfoX86_32]("VCPUTimeInfoX86_32")
+	reg[abi.ArchSharedInfoX86_32]("ArchSharedInfoX86_32")
 }
 
 // TestLayout compares every generated struct's size and every field's
@@ -133,6 +146,15 @@ func TestLayoutFacts(t *testing.T) {
 	assert.EqualValues(t, 1168, unsafe.Sizeof(si64))
 	var si32 abi.StartInfoX86_32
 	assert.EqualValues(t, 1112, unsafe.Sizeof(si32))
+
+	var mu abi.MMUUpdate
+	assert.EqualValues(t, 16, unsafe.Sizeof(mu))
+	var me abi.MMUExtOp
+	assert.EqualValues(t, 24, unsafe.Sizeof(me))
+	assert.EqualValues(t, 8, unsafe.Offsetof(me.Arg1))
+	var sh64 abi.SharedInfoX86_64
+	assert.EqualValues(t, 3136, unsafe.Sizeof(sh64))
+	assert.EqualValues(t, 3088, unsafe.Offsetof(sh64.Arch))
 
 	// Every union payload fits in the union.
 	for _, n := range []string{"DomctlCreateDomain", "DomctlGetDomainInfo", "DomctlGetPageFrameInfo3",

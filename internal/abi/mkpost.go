@@ -45,6 +45,12 @@ var restored = map[string]string{
 	"IoctlEvtchnBindUnboundPort.Domain": "remote_domain",
 	"SchedRemoteShutdown.Id":            "domain_id",
 	"HVMSaveHeader.Khz":                 "gtsc_khz",
+	"VCPUInfoX86_64.Upcall_pending":     "evtchn_upcall_pending",
+	"VCPUInfoX86_64.Upcall_mask":        "evtchn_upcall_mask",
+	"VCPUInfoX86_64.Pending_sel":        "evtchn_pending_sel",
+	"VCPUInfoX86_32.Upcall_pending":     "evtchn_upcall_pending",
+	"VCPUInfoX86_32.Upcall_mask":        "evtchn_upcall_mask",
+	"VCPUInfoX86_32.Pending_sel":        "evtchn_pending_sel",
 }
 
 // byteArrays are anonymous C structs or unions that hold only bytes.

@@ -70,6 +70,8 @@ const (
 
 const (
 	HYPERVISOR_mmu_update       = C.__HYPERVISOR_mmu_update
+	HYPERVISOR_mmuext_op        = C.__HYPERVISOR_mmuext_op
+	HYPERVISOR_grant_table_op   = C.__HYPERVISOR_grant_table_op
 	HYPERVISOR_memory_op        = C.__HYPERVISOR_memory_op
 	HYPERVISOR_xen_version      = C.__HYPERVISOR_xen_version
 	HYPERVISOR_sched_op         = C.__HYPERVISOR_sched_op
@@ -84,6 +86,26 @@ const (
 	DOMID_INVALID        = C.DOMID_INVALID
 
 	XEN_PAGE_SHIFT = 12
+)
+
+// PV memory management (xen.h): page-table updates and pinning with a
+// foreign domain id.
+
+type MMUUpdate C.struct_mmu_update
+
+type MMUExtOp C.struct_mmuext_op
+
+const (
+	MMU_NORMAL_PT_UPDATE = C.MMU_NORMAL_PT_UPDATE
+	MMU_MACHPHYS_UPDATE  = C.MMU_MACHPHYS_UPDATE
+
+	MMUEXT_PIN_L1_TABLE = C.MMUEXT_PIN_L1_TABLE
+	MMUEXT_PIN_L2_TABLE = C.MMUEXT_PIN_L2_TABLE
+	MMUEXT_PIN_L3_TABLE = C.MMUEXT_PIN_L3_TABLE
+	MMUEXT_PIN_L4_TABLE = C.MMUEXT_PIN_L4_TABLE
+	MMUEXT_UNPIN_TABLE  = C.MMUEXT_UNPIN_TABLE
+
+	VGCF_online = C.VGCF_online
 )
 
 // Domain control (domctl.h).
@@ -206,6 +228,26 @@ type StartInfoX86_64 C.struct_start_info_x86_64
 
 type StartInfoX86_32 C.struct_start_info_x86_32
 
+type SharedInfoX86_64 C.struct_shared_info_x86_64
+
+type VCPUInfoX86_64 C.struct_vcpu_info_x86_64
+
+type ArchVCPUInfoX86_64 C.struct_arch_vcpu_info_x86_64
+
+type VCPUTimeInfoX86_64 C.struct_vcpu_time_info_x86_64
+
+type ArchSharedInfoX86_64 C.struct_arch_shared_info_x86_64
+
+type SharedInfoX86_32 C.struct_shared_info_x86_32
+
+type VCPUInfoX86_32 C.struct_vcpu_info_x86_32
+
+type ArchVCPUInfoX86_32 C.struct_arch_vcpu_info_x86_32
+
+type VCPUTimeInfoX86_32 C.struct_vcpu_time_info_x86_32
+
+type ArchSharedInfoX86_32 C.struct_arch_shared_info_x86_32
+
 // HVM save records (hvm/save.h) and parameters (hvm/hvm_op.h, hvm/params.h).
 
 type HVMSaveDescriptor C.struct_hvm_save_descriptor
@@ -248,6 +290,8 @@ type RemoveFromPhysmap C.struct_xen_remove_from_physmap
 
 type GrantEntryV1 C.struct_grant_entry_v1
 
+type GnttabSetupTable C.struct_gnttab_setup_table
+
 type EvtchnAllocUnbound C.struct_evtchn_alloc_unbound
 
 type SchedShutdown C.struct_sched_shutdown
@@ -263,6 +307,8 @@ const (
 	GNTTAB_RESERVED_CONSOLE    = C.GNTTAB_RESERVED_CONSOLE
 	GNTTAB_RESERVED_XENSTORE   = C.GNTTAB_RESERVED_XENSTORE
 	GTF_permit_access          = C.GTF_permit_access
+	GNTTABOP_setup_table       = C.GNTTABOP_setup_table
+	GNTST_okay                 = C.GNTST_okay
 
 	EVTCHNOP_alloc_unbound = C.EVTCHNOP_alloc_unbound
 

@@ -68,6 +68,8 @@ const (
 
 const (
 	HYPERVISOR_mmu_update       = 0x1
+	HYPERVISOR_mmuext_op        = 0x1a
+	HYPERVISOR_grant_table_op   = 0x14
 	HYPERVISOR_memory_op        = 0xc
 	HYPERVISOR_xen_version      = 0x11
 	HYPERVISOR_sched_op         = 0x1d
@@ -82,6 +84,33 @@ const (
 	DOMID_INVALID        = 0x7ff4
 
 	XEN_PAGE_SHIFT = 12
+)
+
+type MMUUpdate struct {
+	_   structs.HostLayout
+	Ptr uint64
+	Val uint64
+}
+
+type MMUExtOp struct {
+	_    structs.HostLayout
+	Cmd  uint32
+	_    [4]byte
+	Arg1 [8]byte
+	Arg2 [8]byte
+}
+
+const (
+	MMU_NORMAL_PT_UPDATE = 0x0
+	MMU_MACHPHYS_UPDATE  = 0x1
+
+	MMUEXT_PIN_L1_TABLE = 0x0
+	MMUEXT_PIN_L2_TABLE = 0x1
+	MMUEXT_PIN_L3_TABLE = 0x2
+	MMUEXT_PIN_L4_TABLE = 0x3
+	MMUEXT_UNPIN_TABLE  = 0x4
+
+	VGCF_online = 0x20
 )
 
 type Domctl struct {
@@ -437,6 +466,104 @@ type StartInfoX86_32 struct {
 	NrP2MFrames uint32
 }
 
+type SharedInfoX86_64 struct {
+	_             structs.HostLayout
+	VCPUInfo      [32]VCPUInfoX86_64
+	EvtchnPending [64]uint64
+	EvtchnMask    [64]uint64
+	WcVersion     uint32
+	WcSec         uint32
+	WcNsec        uint32
+	WcSecHi       uint32
+	Arch          ArchSharedInfoX86_64
+}
+
+type VCPUInfoX86_64 struct {
+	_                   structs.HostLayout
+	EvtchnUpcallPending uint8
+	EvtchnUpcallMask    uint8
+	EvtchnPendingSel    uint64
+	Arch                ArchVCPUInfoX86_64
+	Time                VCPUTimeInfoX86_64
+}
+
+type ArchVCPUInfoX86_64 struct {
+	_   structs.HostLayout
+	Cr2 uint64
+	_   uint64
+}
+
+type VCPUTimeInfoX86_64 struct {
+	_              structs.HostLayout
+	Version        uint32
+	_              uint32
+	TSCTimestamp   uint64
+	SystemTime     uint64
+	TSCToSystemMul uint32
+	TSCShift       int8
+	Flags          uint8
+	_              [2]uint8
+}
+
+type ArchSharedInfoX86_64 struct {
+	_                     structs.HostLayout
+	MaxPFN                uint64
+	PFNToMFNFrameListList uint64
+	NmiReason             uint64
+	P2MCr3                uint64
+	P2MVaddr              uint64
+	P2MGeneration         uint64
+}
+
+type SharedInfoX86_32 struct {
+	_             structs.HostLayout
+	VCPUInfo      [32]VCPUInfoX86_32
+	EvtchnPending [32]uint32
+	EvtchnMask    [32]uint32
+	WcVersion     uint32
+	WcSec         uint32
+	WcNsec        uint32
+	Arch          ArchSharedInfoX86_32
+}
+
+type VCPUInfoX86_32 struct {
+	_                   structs.HostLayout
+	EvtchnUpcallPending uint8
+	EvtchnUpcallMask    uint8
+	EvtchnPendingSel    uint32
+	Arch                ArchVCPUInfoX86_32
+	Time                VCPUTimeInfoX86_32
+}
+
+type ArchVCPUInfoX86_32 struct {
+	_   structs.HostLayout
+	Cr2 uint32
+	_   [5]uint32
+}
+
+type VCPUTimeInfoX86_32 struct {
+	_              structs.HostLayout
+	Version        uint32
+	_              uint32
+	TSCTimestamp   uint64
+	SystemTime     uint64
+	TSCToSystemMul uint32
+	TSCShift       int8
+	Flags          uint8
+	_              [2]uint8
+}
+
+type ArchSharedInfoX86_32 struct {
+	_                     structs.HostLayout
+	MaxPFN                uint32
+	PFNToMFNFrameListList uint32
+	NmiReason             uint32
+	P2MCr3                uint32
+	P2MVaddr              uint32
+	P2MGeneration         uint32
+	WcSecHi               uint32
+}
+
 type HVMSaveDescriptor struct {
 	_        structs.HostLayout
 	Typecode uint16
@@ -600,6 +727,14 @@ type GrantEntryV1 struct {
 	Frame uint32
 }
 
+type GnttabSetupTable struct {
+	_         structs.HostLayout
+	Dom       uint16
+	NrFrames  uint32
+	Status    int16
+	FrameList Pointer
+}
+
 type EvtchnAllocUnbound struct {
 	_         structs.HostLayout
 	Dom       uint16
@@ -627,6 +762,8 @@ const (
 	GNTTAB_RESERVED_CONSOLE    = 0x0
 	GNTTAB_RESERVED_XENSTORE   = 0x1
 	GTF_permit_access          = 0x1
+	GNTTABOP_setup_table       = 0x2
+	GNTST_okay                 = 0x0
 
 	EVTCHNOP_alloc_unbound = 0x6
 

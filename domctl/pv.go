@@ -1,0 +1,159 @@
+package domctl
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"syscall"
+	"unsafe"
+
+	"github.com/xenckpt/xenckpt/internal/abi"
+)
+
+// MMUUpdate is one struct mmu_update request of __HYPERVISOR_mmu_update.
+// The low two bits of Ptr select the command (MMUNormalPTUpdate: Ptr is the
+// machine address of a PTE to set to Val; MMUMachphysUpdate: Ptr is a
+// machine address whose frame's M2P entry becomes Val).
+type MMUUpdate struct {
+	Ptr, Val uint64
+}
+
+// mmu_update commands (xen.h), or-ed into MMUUpdate.Ptr.
+const (
+	MMUNormalPTUpdate uint64 = abi.MMU_NORMAL_PT_UPDATE
+	MMUMachphysUpdate uint64 = abi.MMU_MACHPHYS_UPDATE
+)
+
+// MMUExtOp is one struct mmuext_op request of __HYPERVISOR_mmuext_op. For
+// the pin commands Arg1 is the machine frame of the table; Arg2 is unused.
+type MMUExtOp struct {
+	Cmd        uint32
+	Arg1, Arg2 uint64
+}
+
+// mmuext_op commands (xen.h) this package names.
+const (
+	MMUExtPinL1Table uint32 = abi.MMUEXT_PIN_L1_TABLE
+	MMUExtPinL2Table uint32 = abi.MMUEXT_PIN_L2_TABLE
+	MMUExtPinL3Table uint32 = abi.MMUEXT_PIN_L3_TABLE
+	MMUExtPinL4Table uint32 = abi.MMUEXT_PIN_L4_TABLE
+	MMUExtUnpinTable uint32 = abi.MMUEXT_UNPIN_TABLE
+)
+
+// mmuBatch is the most requests one mmu_update or mmuext_op carries (libxc
+// pins in batches of the same order).
+const mmuBatch = 1024
+
+// MMUUpdate is __HYPERVISOR_mmu_update on behalf of dom (foreigndom =
+// dom): the requests are applied in order, in batches of at most 1024. A
+// PV domain's page tables are only writable this way once they are typed.
+func (c *Conn) MMUUpdate(ctx context.Context, dom DomID, reqs []MMUUpdate) error {
+	return newOpError(OpMMUUpdate, dom, batched(ctx, c, abi.HYPERVISOR_mmu_update, dom, len(reqs),
+		int(unsafe.Sizeof(abi.MMUUpdate{})), func(b []byte, i int) {
+			u := abi.View[abi.MMUUpdate](b)
+			u.Ptr, u.Val = reqs[i].Ptr, reqs[i].Val
+		}))
+}
+
+// MMUExtOp is __HYPERVISOR_mmuext_op on behalf of dom (foreigndom = dom),
+// in batches of at most 1024.
+func (c *Conn) MMUExtOp(ctx context.Context, dom DomID, ops []MMUExtOp) error {
+	return newOpError(OpMMUExtOp, dom, batched(ctx, c, abi.HYPERVISOR_mmuext_op, dom, len(ops),
+		int(unsafe.Sizeof(abi.MMUExtOp{})), func(b []byte, i int) {
+			o := abi.View[abi.MMUExtOp](b)
+			o.Cmd = ops[i].Cmd
+			binary.LittleEndian.PutUint64(o.Arg1[:], ops[i].Arg1)
+			binary.LittleEndian.PutUint64(o.Arg2[:], ops[i].Arg2)
+		}))
+}
+
+// PinTable pins the machine frames mfns of dom as page tables of level
+// (1 to 4: MMUEXT_PIN_L<level>_TABLE). Xen validates each table first.
+func (c *Conn) PinTable(ctx context.Context, dom DomID, level int, mfns []uint64) error {
+	if level < 1 || level > 4 {
+		return newOpError(OpMMUExtOp, dom, fmt.Errorf("page-table level %d: %w", level, syscall.EINVAL))
+	}
+	return c.MMUExtOp(ctx, dom, tableOps(MMUExtPinL1Table+uint32(level-1), mfns))
+}
+
+// UnpinTable is MMUEXT_UNPIN_TABLE for each of mfns.
+func (c *Conn) UnpinTable(ctx context.Context, dom DomID, mfns []uint64) error {
+	return c.MMUExtOp(ctx, dom, tableOps(MMUExtUnpinTable, mfns))
+}
+
+func tableOps(cmd uint32, mfns []uint64) []MMUExtOp {
+	ops := make([]MMUExtOp, len(mfns))
+	for i, m := range mfns {
+		ops[i] = MMUExtOp{Cmd: cmd, Arg1: m}
+	}
+	return ops
+}
+
+// batched issues hypercall op (mmu_update or mmuext_op: array, count, null
+// success count, foreigndom) over n requests of size bytes each, encoded by
+// put into their slot.
+func batched(ctx context.Context, c *Conn, op uint64, dom DomID, n, size int, put func(b []byte, i int)) error {
+	if n == 0 {
+		return nil
+	}
+	arr, err := c.alloc(min(n, mmuBatch) * size)
+	if err != nil {
+		return err
+	}
+	defer c.free(arr)
+	for start := 0; start < n; start += mmuBatch {
+		end := min(start+mmuBatch, n)
+		clear(arr)
+		for i := start; i < end; i++ {
+			put(arr[(i-start)*size:], i)
+		}
+		if _, err := c.hypercall(ctx, op, bufAddr(arr), uint64(end-start), 0, uint64(dom)); err != nil {
+			if start > 0 {
+				return fmt.Errorf("after %d of %d requests: %w", start, n, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// GrantStatusError is a failed grant-table operation's GNTST_* status
+// (negative), which Xen reports in the operation's struct rather than as
+// the hypercall's return value.
+type GrantStatusError int16
+
+func (e GrantStatusError) Error() string { return fmt.Sprintf("grant table status %d", int16(e)) }
+
+// GrantTableFrames is GNTTABOP_setup_table for dom: the frames of its
+// grant table's first n frames (machine frames for a PV domain), which a
+// privileged caller maps with MapForeign to seed reserved entries.
+func (c *Conn) GrantTableFrames(ctx context.Context, dom DomID, n uint32) ([]uint64, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	arr, err := c.alloc(int(n) * 8)
+	if err != nil {
+		return nil, newOpError(OpGrantSetupTable, dom, err)
+	}
+	defer c.free(arr)
+	buf, err := c.alloc(int(unsafe.Sizeof(abi.GnttabSetupTable{})))
+	if err != nil {
+		return nil, newOpError(OpGrantSetupTable, dom, err)
+	}
+	defer c.free(buf)
+	s := abi.View[abi.GnttabSetupTable](buf)
+	s.Dom = uint16(dom)
+	s.NrFrames = n
+	s.FrameList = abi.BufferPointer(arr)
+	if _, err := c.hypercall(ctx, abi.HYPERVISOR_grant_table_op, abi.GNTTABOP_setup_table, bufAddr(buf), 1); err != nil {
+		return nil, newOpError(OpGrantSetupTable, dom, err)
+	}
+	if s.Status != abi.GNTST_okay {
+		return nil, newOpError(OpGrantSetupTable, dom, GrantStatusError(s.Status))
+	}
+	frames := make([]uint64, n)
+	for i := range frames {
+		frames[i] = binary.LittleEndian.Uint64(arr[i*8:])
+	}
+	return frames, nil
+}

@@ -1,0 +1,146 @@
+package domctl_test
+
+import (
+	"context"
+	"encoding/binary"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
+)
+
+func TestMMUExtOpPinGolden(t *testing.T) {
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_mmuext_op {
+			return 0, syscall.ENOSYS
+		}
+		return 0, nil
+	})
+	ctx := context.Background()
+	require.NoError(t, c.PinTable(ctx, 7, 4, []uint64{0x1234, 0xabcdef}))
+	require.Len(t, r.calls, 1)
+	call := r.calls[0]
+	assert.EqualValues(t, 26, call.op, "__HYPERVISOR_mmuext_op")
+	assert.EqualValues(t, 2, call.args[1], "count")
+	assert.EqualValues(t, 0, call.args[2], "null success count")
+	assert.EqualValues(t, 7, call.args[3], "foreigndom")
+	// struct mmuext_op: u32 cmd, pad, u64 arg1 (mfn), u64 arg2.
+	want := unhex(t, `03000000 00000000`)
+	want = append(want, le64(0x1234)...)
+	want = append(want, le64(0)...)
+	want = append(want, unhex(t, `03000000 00000000`)...)
+	want = append(want, le64(0xabcdef)...)
+	want = append(want, le64(0)...)
+	assert.Equal(t, want, call.bufs[0][:48])
+
+	require.NoError(t, c.UnpinTable(ctx, 7, []uint64{0x55}))
+	assert.Equal(t, append(unhex(t, `04000000 00000000`), le64(0x55)...), r.calls[1].bufs[0][:16])
+
+	for level, cmd := range []uint32{domctl.MMUExtPinL1Table, domctl.MMUExtPinL2Table, domctl.MMUExtPinL3Table} {
+		require.NoError(t, c.PinTable(ctx, 7, level+1, []uint64{1}))
+		assert.Equal(t, cmd, binary.LittleEndian.Uint32(r.calls[len(r.calls)-1].bufs[0]))
+	}
+	assert.ErrorIs(t, c.PinTable(ctx, 7, 5, []uint64{1}), syscall.EINVAL)
+	assert.ErrorIs(t, c.PinTable(ctx, 7, 0, []uint64{1}), syscall.EINVAL)
+}
+
+func TestMMUExtOpBatchesAndErrors(t *testing.T) {
+	var counts []uint64
+	c, _ := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		counts = append(counts, args[1])
+		if len(counts) == 2 {
+			return 0, syscall.EINVAL
+		}
+		return 0, nil
+	})
+	mfns := make([]uint64, 1500)
+	err := c.PinTable(context.Background(), 3, 1, mfns)
+	assert.Equal(t, []uint64{1024, 476}, counts)
+	require.ErrorIs(t, err, syscall.EINVAL)
+	var oe *domctl.OpError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, domctl.OpMMUExtOp, oe.Op)
+	assert.EqualValues(t, 3, oe.Domain)
+	assert.Contains(t, err.Error(), "after 1024 of 1500")
+
+	counts = nil
+	assert.NoError(t, c.MMUExtOp(context.Background(), 3, nil))
+	assert.Empty(t, counts, "no requests, no hypercall")
+}
+
+func TestMMUUpdateGolden(t *testing.T) {
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_mmu_update {
+			return 0, syscall.ENOSYS
+		}
+		return 0, nil
+	})
+	err := c.MMUUpdate(context.Background(), 9, []domctl.MMUUpdate{
+		{Ptr: 0x5000<<12 | domctl.MMUMachphysUpdate, Val: 0x42},
+		{Ptr: 0x6000<<12 + 8, Val: 0x7000<<12 | 1},
+	})
+	require.NoError(t, err)
+	call := r.calls[0]
+	assert.EqualValues(t, 1, call.op, "__HYPERVISOR_mmu_update")
+	assert.EqualValues(t, 2, call.args[1])
+	assert.EqualValues(t, 0, call.args[2])
+	assert.EqualValues(t, 9, call.args[3])
+	var want []byte
+	for _, v := range []uint64{0x5000<<12 | 1, 0x42, 0x6000<<12 + 8, 0x7000<<12 | 1} {
+		want = append(want, le64(v)...)
+	}
+	assert.Equal(t, want, call.bufs[0][:32])
+}
+
+func TestPopulatePhysmapFrames(t *testing.T) {
+	c, _ := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_memory_op || args[0] != abi.XENMEM_populate_physmap {
+			return 0, syscall.ENOSYS
+		}
+		res := abi.View[abi.MemoryReservation](mem(args[1], int(unsafe.Sizeof(abi.MemoryReservation{}))))
+		arr := mem(res.ExtentStart.Addr(), int(res.NrExtents)*8)
+		// A PV domain: Xen writes back the MFN it chose for each gfn.
+		for i := range int(res.NrExtents) {
+			g := binary.LittleEndian.Uint64(arr[i*8:])
+			binary.LittleEndian.PutUint64(arr[i*8:], 0x80000+g*3)
+		}
+		return res.NrExtents, nil
+	})
+	mfns, err := c.PopulatePhysmapFrames(context.Background(), 4, []uint64{0, 1, 0x10})
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{0x80000, 0x80003, 0x80030}, mfns)
+	mfns, err = c.PopulatePhysmapFrames(context.Background(), 4, nil)
+	assert.NoError(t, err)
+	assert.Empty(t, mfns)
+}
+
+func TestGrantTableFramesGolden(t *testing.T) {
+	status := int16(0)
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_grant_table_op || args[0] != abi.GNTTABOP_setup_table || args[2] != 1 {
+			return 0, syscall.ENOSYS
+		}
+		s := abi.View[abi.GnttabSetupTable](mem(args[1], int(unsafe.Sizeof(abi.GnttabSetupTable{}))))
+		s.Status = status
+		arr := mem(s.FrameList.Addr(), int(s.NrFrames)*8)
+		binary.LittleEndian.PutUint64(arr, 0x3f00)
+		return 0, nil
+	})
+	frames, err := c.GrantTableFrames(context.Background(), 6, 1)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{0x3f00}, frames)
+	// struct gnttab_setup_table: u16 dom, pad, u32 nr_frames, i16 status, pad, handle.
+	assert.Equal(t, unhex(t, `0600 0000 01000000 0000 0000 0000 0000`), r.calls[0].bufs[1][:16])
+
+	status = -1 // GNTST_general_error
+	_, err = c.GrantTableFrames(context.Background(), 6, 1)
+	var ge domctl.GrantStatusError
+	require.ErrorAs(t, err, &ge)
+	assert.EqualValues(t, -1, ge)
+	assert.ErrorContains(t, err, domctl.OpGrantSetupTable)
+}
