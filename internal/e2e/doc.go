@@ -24,7 +24,7 @@
 //     the matching in-dom0 tests (go test -run/-skip syntax, subtests too,
 //     for example XENCKPT_LAB_SKIP='TestCheckpointCancel/pv').
 //   - XENCKPT_LAB_TIMEOUT=duration: bound of the whole QEMU run (default
-//     20m, 35m in full mode; the payload gets 4 minutes less).
+//     30m, 35m in full mode; the payload gets 4 minutes less).
 //   - XENCKPT_LAB_ACCEL: QEMU's -accel (default tcg,thread=multi).
 //
 // # How it works

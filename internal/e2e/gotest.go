@@ -46,3 +46,62 @@ func ParseGoTest(out string) []TestResult {
 	}
 	return res
 }
+
+// failLineRE matches the lines of a failing test that say why: t.Error and
+// t.Fatal output (file:line:), testify's Error: lines and panics.
+var failLineRE = regexp.MustCompile(`^\s*(\S+_test\.go:\d+:|Error:|panic:|--- FAIL:)`)
+
+// Digest condenses the failing and unfinished tests of res into at most
+// max lines: each test's name and the first lines that say why it failed.
+// TestXenLab logs it last, so the end of a CI log (often all that is kept)
+// names the first cause, not only the cascade of failures after it.
+func Digest(res []TestResult, max int) string {
+	var b strings.Builder
+	n := 0
+	add := func(s string) bool {
+		if n >= max {
+			return false
+		}
+		b.WriteString(s)
+		b.WriteByte('\n')
+		n++
+		return true
+	}
+	for _, r := range res {
+		if r.Status == "PASS" || r.Status == "SKIP" {
+			continue
+		}
+		status := r.Status
+		if status == "" {
+			status = "UNFINISHED"
+		}
+		if !add(status + " " + r.Name) {
+			break
+		}
+		why := 0
+		for _, l := range r.Output {
+			if why == 4 {
+				break
+			}
+			if failLineRE.MatchString(l) && !strings.HasPrefix(strings.TrimSpace(l), "--- FAIL: "+r.Name+" ") {
+				l = strings.TrimSpace(l)
+				if len(l) > 200 {
+					l = l[:200] + "…"
+				}
+				if !add("    " + l) {
+					break
+				}
+				why++
+			}
+		}
+		if status == "UNFINISHED" {
+			for i := len(r.Output) - 1; i >= 0; i-- {
+				if l := strings.TrimSpace(r.Output[i]); l != "" {
+					add("    last: " + l)
+					break
+				}
+			}
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

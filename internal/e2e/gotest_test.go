@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -46,4 +47,22 @@ func TestTimingReport(t *testing.T) {
 	r := TimingReport(ts)
 	assert.Contains(t, r, "| checkpoint vs xl save -c | pv | 1.50 | 2.00 | 0.75 |")
 	assert.NotContains(t, r, "| pvh |")
+}
+
+func TestDigest(t *testing.T) {
+	out := `=== RUN   TestA
+--- PASS: TestA (0.10s)
+=== RUN   TestB
+=== RUN   TestB/sub
+    b_test.go:9: boom
+        	Error Trace:	x
+        	Error:      	Received unexpected error: EIO
+--- FAIL: TestB (1.00s)
+    --- FAIL: TestB/sub (1.00s)
+=== RUN   TestD
+    d_test.go:3: working
+`
+	d := Digest(ParseGoTest(out), 20)
+	assert.Equal(t, "FAIL TestB\n    b_test.go:9: boom\n    Error:      \tReceived unexpected error: EIO\n    --- FAIL: TestB/sub (1.00s)\nUNFINISHED TestD\n    d_test.go:3: working\n    last: d_test.go:3: working", d)
+	assert.Len(t, strings.Split(Digest(ParseGoTest(out), 2), "\n"), 2, "max bounds the lines")
 }

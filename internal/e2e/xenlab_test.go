@@ -63,7 +63,7 @@ func TestXenLab(t *testing.T) {
 	// QEMU's whole run, then the payload's share of it (lab.go's default:
 	// 3 minutes less), then go test's own timeout inside dom0, so that the
 	// innermost limit fires first and names the test that hung.
-	timeout := 20 * time.Minute
+	timeout := 30 * time.Minute
 	if mode == "full" {
 		timeout = 35 * time.Minute
 	}
@@ -136,7 +136,7 @@ func TestXenLab(t *testing.T) {
 		t.Logf("timings (tool, operation, guest, seconds):\n%s\nproject vs xl (medians, this run):\n%s", b, report)
 	}
 	if !res.Pass {
-		t.Errorf("dom0 reported RESULT FAIL (serial: %s)", res.Serial)
+		t.Errorf("dom0 reported RESULT FAIL (serial: %s)\nfirst causes:\n%s", res.Serial, Digest(tests, 30))
 	}
 	verifyImages(ctx, t, filepath.Join(res.Out, "images"), mode == "full")
 }

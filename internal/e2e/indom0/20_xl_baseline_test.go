@@ -34,7 +34,7 @@ func xlBaseline(t *testing.T, typ string) {
 	_, d := mustXL(t, 3*time.Minute, "save", "-c", g.Name, ckpt)
 	recordTiming(t, "xl", "save -c", typ, d)
 	require.True(t, g.exists(t.Context()), "step save -c: %s is gone after a checkpoint", g.Name)
-	after := g.waitTick(t, m, time.Minute)
+	after := g.waitTick(t, m, tickWait)
 	assert.Greater(t, after, t0, "step save -c: counter went backwards")
 	ckptEnd := g.ticks()
 
@@ -51,7 +51,7 @@ func xlBaseline(t *testing.T, typ string) {
 	m = len(ticks)
 	_, d = mustXL(t, 3*time.Minute, "restore", img)
 	recordTiming(t, "xl", "restore", typ, d)
-	first := g.waitTick(t, m, time.Minute)
+	first := g.waitTick(t, m, tickWait)
 	assert.Equal(t, last+1, first, "step restore: first tick after restore")
 
 	// 3. xl migrate to localhost. Debian's Xen has no shadow paging, so
@@ -78,7 +78,7 @@ func xlBaseline(t *testing.T, typ string) {
 		recordTiming(t, "xl", "migrate", typ, d)
 	}
 	require.True(t, g.exists(t.Context()), "step migrate: %s is gone", g.Name)
-	next := g.waitTick(t, m, time.Minute)
+	next := g.waitTick(t, m, tickWait)
 	assert.Equal(t, before+1, next, "step migrate: counter after migrate")
 
 	// 4. Roll back to the checkpoint: destroy, restore the checkpoint image;
@@ -92,7 +92,7 @@ func xlBaseline(t *testing.T, typ string) {
 	m = g.mark()
 	_, d = mustXL(t, 3*time.Minute, "restore", ckpt)
 	recordTiming(t, "xl", "restore checkpoint", typ, d)
-	resumed := g.waitTick(t, m, time.Minute)
+	resumed := g.waitTick(t, m, tickWait)
 	assert.GreaterOrEqual(t, resumed, t0, "step rollback: resumed before the checkpoint")
 	assert.LessOrEqual(t, resumed, ckptEnd[len(ckptEnd)-1]+1, "step rollback: resumed after the checkpoint window")
 	assert.Less(t, resumed, destroyed, "step rollback: did not go back")

@@ -114,7 +114,7 @@ func TestDomctlGuests(t *testing.T) {
 				time.Sleep(3 * time.Second)
 				assert.Len(t, g.ticks(), len(last), "guest ticked while paused")
 				require.NoError(t, c.Unpause(ctx, dom))
-				next := g.waitTick(t, len(last), time.Minute)
+				next := g.waitTick(t, len(last), tickWait)
 				assert.Equal(t, last[len(last)-1]+1, next, "counter after unpause")
 				_ = m
 			})
@@ -177,7 +177,7 @@ func TestDomctlGuests(t *testing.T) {
 						return
 					}
 					assert.True(t, errors.Is(err, syscall.EOPNOTSUPP), "PV log-dirty refusal: %v", err)
-					g.waitTick(t, g.mark(), time.Minute)
+					g.waitTick(t, g.mark(), tickWait)
 					return
 				}
 				require.NoError(t, err, "step enable log-dirty")
@@ -185,7 +185,7 @@ func TestDomctlGuests(t *testing.T) {
 				bitmap := make([]uint64, (maxGPFN+64)/64)
 				_, err = c.CleanDirty(ctx, dom, bitmap, false)
 				require.NoError(t, err, "step first clean")
-				g.waitTick(t, g.mark(), time.Minute)
+				g.waitTick(t, g.mark(), tickWait)
 				time.Sleep(time.Second)
 				clear(bitmap)
 				st, err := c.PeekDirty(ctx, dom, bitmap)

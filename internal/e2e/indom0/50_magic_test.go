@@ -104,6 +104,6 @@ func TestStartInfoMagicOfSuspendedPV(t *testing.T) {
 	assert.Contains(t, si.CmdLine, "rdinit=/init")
 
 	cancelSuspendUpstream(t, c, dom)
-	next := g.waitTick(t, m, time.Minute)
+	next := g.waitTick(t, m, tickWait)
 	assert.Equal(t, last+1, next, "counter after the cancelled suspend")
 }

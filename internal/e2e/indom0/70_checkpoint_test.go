@@ -55,7 +55,7 @@ func pvRefused(t *testing.T, g guest, dom domctl.DomID, m0 int, err error) {
 	require.ErrorIs(t, err, checkpoint.ErrUnsupportedGuest, "PV on real Xen must be refused, not written wrong")
 	require.True(t, g.exists(t.Context()), "the PV guest is gone after a refused operation")
 	assert.Equal(t, uint32(dom), g.domid(t), "the PV guest must stay in its domain")
-	g.waitTick(t, g.mark(), time.Minute)
+	g.waitTick(t, g.mark(), tickWait)
 	consecutive(t, "after a refused PV operation", g.ticksSince(m0-1))
 	info, ierr := openConn(t).DomainInfo(t.Context(), dom)
 	require.NoError(t, ierr)
@@ -96,7 +96,7 @@ func TestCheckpointCancel(t *testing.T) {
 				t.Logf("checkpoint %d: %d pages, %d bytes, paused %v, convention %v", i, res.Pages, res.Bytes, res.PauseTime, res.Convention)
 				assert.Equal(t, magic.ConventionUpstream, res.Convention)
 				assert.Equal(t, dom, domctl.DomID(g.domid(t)), "checkpoint must keep the same domain")
-				g.waitTick(t, g.mark(), time.Minute)
+				g.waitTick(t, g.mark(), tickWait)
 				consecutive(t, "after checkpoint", g.ticksSince(m0-1))
 			}
 			readImage(t, filepath.Join(imageDir, "xenckpt-ckpt-"+typ), typ, false)
@@ -135,7 +135,7 @@ func TestSaveThenXLRestore(t *testing.T) {
 			last, m := ticks[len(ticks)-1], len(ticks)
 			_, d = mustXL(t, 3*time.Minute, "restore", p)
 			recordTiming(t, "xl", "restore of xenckpt image", typ, d)
-			first := g.waitTick(t, m, time.Minute)
+			first := g.waitTick(t, m, tickWait)
 			assert.Equal(t, last+1, first, "first tick after xl restore of the project's image")
 		})
 	}
@@ -186,7 +186,7 @@ func TestLiveMigratePVH(t *testing.T) {
 		require.True(t, g.exists(t.Context()), "step migrate: the guest is gone after a failed migration")
 		assert.Equal(t, uint32(dom), g.domid(t), "the source domain still runs the guest")
 	}
-	g.waitTick(t, g.mark(), time.Minute)
+	g.waitTick(t, g.mark(), tickWait)
 	consecutive(t, "after migration", g.ticksSince(m0-1))
 }
 
@@ -231,7 +231,7 @@ func TestMigrationCutLeavesSourcePVH(t *testing.T) {
 	assert.True(t, g.exists(t.Context()), "source survives a failed migration")
 	assert.Equal(t, uint32(dom), g.domid(t))
 	m := g.mark()
-	g.waitTick(t, m, time.Minute)
+	g.waitTick(t, m, tickWait)
 	info, err := openConn(t).DomainInfo(t.Context(), dom)
 	require.NoError(t, err)
 	assert.False(t, info.Paused() || info.Shutdown(), "source left paused or suspended: %+v", info)

@@ -82,7 +82,7 @@ func TestCLI(t *testing.T) {
 		assert.Equal(t, magic.ConventionUpstream.String(), res.Convention)
 		assert.True(t, res.SourceRunning, "the CLI reports the guest running")
 		assert.Equal(t, dom, g.domid(t), "checkpoint must keep the same domain")
-		g.waitTick(t, g.mark(), time.Minute)
+		g.waitTick(t, g.mark(), tickWait)
 		consecutive(t, "after the CLI's checkpoint", g.ticksSince(m0-1))
 		fi, err := os.Stat(img)
 		require.NoError(t, err)
@@ -101,7 +101,7 @@ func TestCLI(t *testing.T) {
 			"--ssh", "", "--receive-command", cli(t)+" receive --kernel /boot/vmlinuz", "--kernel", "/boot/vmlinuz")
 		assert.Equal(t, "migrate", res.Operation)
 		assert.NotEqual(t, dom, g.domid(t), "the guest's name now resolves to the new domain")
-		g.waitTick(t, g.mark(), time.Minute)
+		g.waitTick(t, g.mark(), tickWait)
 		consecutive(t, "after the CLI's migration", g.ticksSince(m0-1))
 	})
 }

@@ -192,12 +192,34 @@ func (g guest) waitTick(tb testing.TB, mark int, timeout time.Duration) int {
 	return 0
 }
 
+// tickWait bounds a wait for the guest's next tick after an operation.
+// The guests tick every second; the bound is generous because CI machines
+// under TCG can be several times slower than a developer's, and a wait
+// ends as soon as the tick appears.
+const tickWait = 3 * time.Minute
+
+// livenessWait bounds ensureGuest's check that an existing guest still runs.
+const livenessWait = 45 * time.Second
+
+// alive reports whether the guest prints a tick within timeout.
+func (g guest) alive(tb testing.TB, timeout time.Duration) bool {
+	m := g.mark()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && tb.Context().Err() == nil {
+		if len(g.ticksSince(m)) > 0 {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
 // freshTick waits for a new tick and returns it together with the mark
 // after it.
 func (g guest) freshTick(tb testing.TB) (tick, mark int) {
 	tb.Helper()
 	m := g.mark()
-	g.waitTick(tb, m, 60*time.Second)
+	g.waitTick(tb, m, tickWait)
 	t := g.ticks()
 	return t[len(t)-1], len(t)
 }
@@ -235,8 +257,16 @@ func ensureGuest(tb testing.TB, typ string) guest {
 			// Created by an earlier test that gave up waiting: it may
 			// still be booting.
 			g.waitTick(tb, 0, 8*time.Minute)
+			return g
 		}
-		return g
+		if g.alive(tb, livenessWait) {
+			return g
+		}
+		// An earlier test failed and left it paused, suspended or
+		// crashed: that test has failed already; start this one from a
+		// fresh guest instead of failing it too.
+		tb.Logf("%s exists but printed no tick within %v: destroying and re-creating it", g.Name, livenessWait)
+		mustXL(tb, time.Minute, "destroy", g.Name)
 	}
 	m := g.mark()
 	_, d := mustXL(tb, 3*time.Minute, "create", g.cfg())
