@@ -80,7 +80,11 @@ type Controller struct {
 	mu   sync.Mutex
 	busy map[domctl.DomID]int // operations and late-suspend guards per domain
 
-	guards sync.WaitGroup // late-suspend guards still running (Wait)
+	// Late-suspend guards still running, and a channel closed when the
+	// count drops to zero (Wait). Both under mu. Not a sync.WaitGroup: a
+	// guard may start while an abandoned Wait still waits.
+	guards     int
+	guardsIdle chan struct{}
 }
 
 // Wait blocks until every late-suspend guard of this Controller has
@@ -91,16 +95,35 @@ type Controller struct {
 // that suspends just after the cancel may be left suspended. A guard lasts
 // at most Config.SuspendTimeout.
 func (c *Controller) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		c.guards.Wait()
-		close(done)
-	}()
+	c.mu.Lock()
+	idle := c.guardsIdle
+	c.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
 	select {
-	case <-done:
+	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// guardStarted and guardDone count late-suspend guards for Wait.
+func (c *Controller) guardStarted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.guards++; c.guards == 1 {
+		c.guardsIdle = make(chan struct{})
+	}
+}
+
+func (c *Controller) guardDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.guards--; c.guards == 0 {
+		close(c.guardsIdle)
+		c.guardsIdle = nil
 	}
 }
 

@@ -33,11 +33,18 @@
 // binds and subscribes the channel and notifies it; otherwise it writes
 // control/shutdown="suspend" and waits for the acknowledgement (any other
 // value, or the node's removal). An unacknowledged request is withdrawn in
-// a transaction, where a last-moment acknowledgement still wins. Then it
-// waits for SHUTDOWN_suspend on @releaseDomain (or the event channel) and
-// getdomaininfo. Config holds the timeouts (60 s each by default, as
-// libxl), and a ctx cancels any wait. A guest whose
-// control/feature-suspend is not "1" is refused at once.
+// a transaction, where a last-moment acknowledgement still wins. An HVM
+// guest (libxl type "hvm", not "pvh") without PV drivers
+// (HVM_PARAM_CALLBACK_IRQ 0) or in an ACPI sleep state is not asked: it
+// is suspended with SCHEDOP_remote_shutdown, as libxl does, and cancelling
+// that suspend is resumedomain alone (no convention is involved). Then it
+// waits for SHUTDOWN_suspend, re-checking getdomaininfo on every
+// @releaseDomain and, on the event-channel path, every notification too
+// (a crash or destruction fires only @releaseDomain). Config holds the
+// timeouts (60 s each by default, as libxl), and a ctx cancels any wait.
+// A guest whose control/feature-suspend is not "1" is refused at once.
+// When a wait ends (timeout or ctx) after the request could no longer be
+// withdrawn, a guard resumes the guest should it still suspend.
 //
 // # Cancel conventions
 //

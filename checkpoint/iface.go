@@ -53,6 +53,16 @@ type Hypervisor interface {
 	RemoveFromPhysmap(ctx context.Context, dom domctl.DomID, gfn uint64) error
 	// PopulatePhysmap is XENMEM_populate_physmap of order-0 extents at gfns.
 	PopulatePhysmap(ctx context.Context, dom domctl.DomID, gfns []uint64) error
+	// PopulatePhysmapFrames is PopulatePhysmap returning the frame Xen
+	// allocated for each gfn: the new MFN for a PV domain, the gfn itself
+	// for HVM. PV restore builds its pfn -> mfn map from it.
+	PopulatePhysmapFrames(ctx context.Context, dom domctl.DomID, gfns []uint64) ([]uint64, error)
+	// PinTable is MMUEXT_PIN_L<level>_TABLE of machine frames mfns on
+	// behalf of dom (PV restore pins the image's pinned page tables).
+	PinTable(ctx context.Context, dom domctl.DomID, level int, mfns []uint64) error
+	// GrantTableFrames is GNTTABOP_setup_table: the frames of dom's first
+	// n grant-table frames (PV restore seeds the reserved entries there).
+	GrantTableFrames(ctx context.Context, dom domctl.DomID, n uint32) ([]uint64, error)
 	// PageFrameTypes is XEN_DOMCTL_getpageframeinfo3: one XEN_DOMCTL_PFINFO_* per gfn.
 	PageFrameTypes(ctx context.Context, dom domctl.DomID, gfns []uint64, types []uint32) error
 	// MapForeign maps guest frames; the caller closes the Mapping.
@@ -65,6 +75,10 @@ type Hypervisor interface {
 	AllocUnboundEvtchn(ctx context.Context, dom, remote domctl.DomID) (uint32, error)
 	// OpenEvtchn opens an event-channel device for binding, notify and wait.
 	OpenEvtchn(ctx context.Context) (*domctl.Evtchn, error)
+
+	// RemoteShutdown is SCHEDOP_remote_shutdown (xc_domain_shutdown): how
+	// an HVM guest without PV drivers is suspended.
+	RemoteShutdown(ctx context.Context, dom domctl.DomID, reason domctl.ShutdownReason) error
 }
 
 // Store is what checkpoint needs from xenstore. *xenstore.Client implements it.

@@ -71,12 +71,20 @@ func (c *Controller) resume(ctx context.Context, dom domctl.DomID, o *ResumeOpti
 	if !info.Suspended() {
 		return 0, fmt.Errorf("%w (shutdown %t, reason %s)", ErrNotSuspended, info.Shutdown(), info.ShutdownReason())
 	}
-	conv, err := c.convention(ctx, dom, info, o)
+	// An HVM guest suspended by remote shutdown made no hypercall: no
+	// return value, no convention, resumedomain is all (suspend.go).
+	bare, err := c.noSuspendCall(ctx, dom, info)
 	if err != nil {
 		return 0, err
 	}
+	conv := magic.ConventionNone
+	if !bare {
+		if conv, err = c.convention(ctx, dom, info, o); err != nil {
+			return 0, err
+		}
+	}
 	var refused error
-	if conv == magic.ConventionNone && !o.SlowResume {
+	if conv == magic.ConventionNone && !o.SlowResume && !bare {
 		if !force {
 			return conv, ErrNotCancellable
 		}
@@ -86,9 +94,11 @@ func (c *Controller) resume(ctx context.Context, dom domctl.DomID, o *ResumeOpti
 		// The guest must run again regardless; report the hook's error.
 		refused = errors.Join(refused, fmt.Errorf("pre-resume hook: %w", err))
 	}
-	if v, ok := conv.CancelValue(); ok {
+	switch v, ok := conv.CancelValue(); {
+	case bare:
+	case ok:
 		err = c.setReturn(ctx, dom, info, v, false)
-	} else {
+	default:
 		err = c.slowResumeFixup(ctx, dom, info)
 	}
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
-	"strings"
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
@@ -217,15 +216,8 @@ func (c *Controller) shape(ctx context.Context, dom domctl.DomID) (guestShape, e
 		}
 		return guestShape{}, fmt.Errorf("getting domain info: %w", err)
 	}
-	sh := guestShape{HVM: info.HVM(), Type: "pv", Width: 8, MaxVCPUs: info.MaxVCPUID + 1, MaxMemKB: info.MaxPages * 4}
-	if sh.HVM {
-		// The hypervisor calls PVH and HVM alike; libxl records which in
-		// /libxl/<domid>/type (libxl__domain_type). Without it: HVM.
-		sh.Type = "hvm"
-		if v, err := c.xs.Read(ctx, fmt.Sprintf("/libxl/%d/type", dom)); err == nil && strings.TrimRight(string(v), "\x00") == "pvh" {
-			sh.Type = "pvh"
-		}
-	}
+	// The hypervisor calls PVH and HVM alike; libxl records which.
+	sh := guestShape{HVM: info.HVM(), Type: c.domainType(ctx, dom, info), Width: 8, MaxVCPUs: info.MaxVCPUID + 1, MaxMemKB: info.MaxPages * 4}
 	if !sh.HVM {
 		bits, err := c.hv.AddressSize(ctx, dom)
 		if err != nil {

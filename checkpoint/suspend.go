@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 	"github.com/xenckpt/xenckpt/xenstore"
 )
 
@@ -145,24 +146,109 @@ func (s *suspender) readUint(ctx context.Context, rel string) (uint32, bool, err
 }
 
 // checkState fails unless the domain is running normally.
-func (s *suspender) checkState(ctx context.Context) error {
+func (s *suspender) checkState(ctx context.Context) (domctl.DomainInfo, error) {
 	info, err := s.c.hv.DomainInfo(ctx, s.dom)
 	if isGone(err) {
-		return fmt.Errorf("%w: %w", ErrDomainGone, err)
+		return info, fmt.Errorf("%w: %w", ErrDomainGone, err)
 	}
 	if err != nil {
-		return fmt.Errorf("getting domain info: %w", err)
+		return info, fmt.Errorf("getting domain info: %w", err)
 	}
 	if info.Dying() {
-		return ErrDomainGone
+		return info, ErrDomainGone
 	}
 	if info.Suspended() {
-		return ErrAlreadySuspended
+		return info, ErrAlreadySuspended
 	}
 	if info.Shutdown() {
-		return &ShutdownError{Domain: s.dom, Reason: info.ShutdownReason()}
+		return info, &ShutdownError{Domain: s.dom, Reason: info.ShutdownReason()}
 	}
-	return nil
+	return info, nil
+}
+
+// suspendVia is how a guest is asked to suspend.
+type suspendVia int
+
+const (
+	viaXenstore suspendVia = iota // control/shutdown = "suspend"
+	viaEvtchn                     // the guest's suspend event channel
+	viaRemote                     // SCHEDOP_remote_shutdown: HVM without PV drivers
+)
+
+func (v suspendVia) String() string {
+	return [...]string{"xenstore", "event channel", "remote shutdown"}[v]
+}
+
+// HVM_PARAM_ACPI_S_STATE: the ACPI sleep state of an HVM guest (0 = S0).
+const hvmParamACPISState = abi.HVM_PARAM_ACPI_S_STATE
+
+// via chooses the mechanism as libxl's domain_suspend_callback_common does,
+// on every suspend (the guest's state may change between epochs): the
+// suspend event channel when the guest has one and is not in an ACPI sleep
+// state; for a guest libxl calls HVM (not PVH) without PV drivers
+// (HVM_PARAM_CALLBACK_IRQ 0) or asleep (HVM_PARAM_ACPI_S_STATE not 0), a
+// remote shutdown, which needs nothing from the guest; else xenstore.
+func (s *suspender) via(ctx context.Context, info domctl.DomainInfo) (suspendVia, error) {
+	var pvDrivers, sleep uint64
+	if info.HVM() {
+		var err error
+		if pvDrivers, err = s.c.hvmParam(ctx, s.dom, abi.HVM_PARAM_CALLBACK_IRQ); err != nil {
+			return 0, err
+		}
+		if sleep, err = s.c.hvmParam(ctx, s.dom, hvmParamACPISState); err != nil {
+			return 0, err
+		}
+	}
+	switch {
+	case sleep == 0 && s.ev != nil:
+		return viaEvtchn, nil
+	case info.HVM() && (pvDrivers == 0 || sleep != 0) && s.c.domainType(ctx, s.dom, info) == "hvm":
+		return viaRemote, nil
+	}
+	return viaXenstore, nil
+}
+
+// hvmParam reads an HVM parameter, a missing domain as ErrDomainGone.
+func (c *Controller) hvmParam(ctx context.Context, dom domctl.DomID, idx uint32) (uint64, error) {
+	v, err := c.hv.HVMParam(ctx, dom, idx)
+	if isGone(err) {
+		return 0, fmt.Errorf("%w: %w", ErrDomainGone, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("getting HVM param %d: %w", idx, err)
+	}
+	return v, nil
+}
+
+// noSuspendCall reports an HVM guest that cannot be inside a suspend
+// hypercall, the guests via suspends by remote shutdown: one without PV
+// drivers (HVM_PARAM_CALLBACK_IRQ 0; libxc's modify_returncode leaves it
+// alone too) or one in an ACPI sleep state (HVM_PARAM_ACPI_S_STATE not 0;
+// its vCPUs sleep, and rax holds the guest's own value). Cancelling its
+// suspend is resumedomain alone, with no convention to follow.
+func (c *Controller) noSuspendCall(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) (bool, error) {
+	if !info.HVM() {
+		return false, nil
+	}
+	irq, err := c.hvmParam(ctx, dom, abi.HVM_PARAM_CALLBACK_IRQ)
+	if err != nil || irq == 0 {
+		return err == nil, err
+	}
+	sleep, err := c.hvmParam(ctx, dom, hvmParamACPISState)
+	return err == nil && sleep != 0, err
+}
+
+// domainType is libxl's domain type: "pv", or for an HVM container what
+// libxl recorded in /libxl/<domid>/type ("pvh" or "hvm"; "hvm" without
+// it), as libxl__domain_type reads it.
+func (c *Controller) domainType(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) string {
+	if !info.HVM() {
+		return "pv"
+	}
+	if v, err := c.xs.Read(ctx, fmt.Sprintf("/libxl/%d/type", dom)); err == nil && strings.TrimRight(string(v), "\x00") == "pvh" {
+		return "pvh"
+	}
+	return "hvm"
 }
 
 // suspend asks the guest to suspend and waits until the domain is shut down
@@ -171,21 +257,33 @@ func (s *suspender) checkState(ctx context.Context) error {
 // suspended (if ctx ends after the guest acknowledged, a guard goroutine
 // resumes it should it still suspend; see settleAfterCancel).
 func (s *suspender) suspend(ctx context.Context, resume func(context.Context) error) error {
-	if err := s.checkState(ctx); err != nil {
+	info, err := s.checkState(ctx)
+	if err != nil {
+		return err
+	}
+	via, err := s.via(ctx, info)
+	if err != nil {
 		return err
 	}
 	if err := s.c.cfg.Hooks.PreSuspend(ctx, s.dom); err != nil {
 		return fmt.Errorf("pre-suspend hook: %w", err)
 	}
-	var err error
-	if s.ev != nil {
+	switch via {
+	case viaEvtchn:
 		err = s.suspendEvtchn(ctx)
-	} else {
+	case viaRemote:
+		err = s.suspendRemote(ctx)
+	default:
 		err = s.suspendXenstore(ctx)
 	}
 	if err != nil {
-		if errors.Is(err, errAckedThenCancelled) {
+		var late *mayStillSuspend
+		switch {
+		case errors.Is(err, errAckedThenCancelled):
 			return s.settleAfterCancel(ctx, resume)
+		case errors.As(err, &late):
+			s.guard(ctx, resume)
+			return late.err
 		}
 		return err
 	}
@@ -200,20 +298,36 @@ func (s *suspender) suspend(ctx context.Context, resume func(context.Context) er
 // suspending.
 var errAckedThenCancelled = errors.New("cancelled after acknowledgement")
 
+// mayStillSuspend wraps the error of a wait that ran out after the request
+// could no longer be withdrawn (acknowledged, notified on the event
+// channel, or a remote shutdown issued): the domain may still suspend.
+type mayStillSuspend struct{ err error }
+
+func (e *mayStillSuspend) Error() string { return e.err.Error() }
+func (e *mayStillSuspend) Unwrap() error { return e.err }
+
 // settleAfterCancel handles a ctx cancelled after the guest acknowledged
 // (or was notified on its event channel): it may still suspend on its own,
 // and then nobody would resume it. The call returns ctx's error at once; a
 // guard goroutine keeps the domain busy and watches it for up to
 // SuspendTimeout, resuming it if it does suspend.
 func (s *suspender) settleAfterCancel(ctx context.Context, resume func(context.Context) error) error {
+	s.guard(ctx, resume)
+	return ctx.Err()
+}
+
+// guard starts the late-suspend guard: a goroutine that keeps the domain
+// busy and watches it for up to SuspendTimeout, resuming it if it
+// suspends after the operation gave up waiting.
+func (s *suspender) guard(ctx context.Context, resume func(context.Context) error) {
 	c, dom := s.c, s.dom
 	c.mu.Lock()
 	done := c.hold(dom)
 	c.mu.Unlock()
 	bg := context.WithoutCancel(ctx)
-	c.guards.Add(1)
+	c.guardStarted()
 	go func() {
-		defer c.guards.Done()
+		defer c.guardDone()
 		defer done()
 		deadline := time.Now().Add(c.cfg.SuspendTimeout)
 		for time.Now().Before(deadline) {
@@ -231,7 +345,6 @@ func (s *suspender) settleAfterCancel(ctx context.Context, resume func(context.C
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	return ctx.Err()
 }
 
 func (s *suspender) suspendXenstore(ctx context.Context) error {
@@ -275,9 +388,20 @@ func (s *suspender) suspendXenstore(ctx context.Context) error {
 		return err
 	}
 	s.c.log.DebugContext(ctx, "guest acknowledged suspend", "domain", s.dom)
-	err = s.waitSuspended(ctx, relW.Events(), nil)
-	if err != nil && ctx.Err() != nil {
+	return committedWait(ctx, s.waitSuspended(ctx, relW.Events(), nil))
+}
+
+// committedWait classifies the result of a wait for SHUTDOWN_suspend made
+// after the request could no longer be withdrawn: ctx's end and a timeout
+// both leave a domain that may still suspend.
+func committedWait(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
 		return errAckedThenCancelled
+	case errors.Is(err, ErrNotSuspended):
+		return &mayStillSuspend{err}
 	}
 	return err
 }
@@ -352,7 +476,17 @@ func (s *suspender) withdraw(ctx context.Context, cause error) error {
 	return cause
 }
 
+// suspendEvtchn notifies the guest's suspend event channel and waits for
+// SHUTDOWN_suspend, re-checking getdomaininfo on every notification back
+// and on every @releaseDomain: Xen signals a suspend on the subscribed
+// channel, but a crash, another shutdown or the domain's destruction only
+// through VIRQ_DOM_EXC, which xenstored turns into @releaseDomain.
 func (s *suspender) suspendEvtchn(ctx context.Context) error {
+	relW, err := s.c.xs.Watch(ctx, releaseDomainWatch)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", releaseDomainWatch, err)
+	}
+	defer relW.Close()
 	if err := s.ev.Notify(s.localPort); err != nil {
 		return fmt.Errorf("notifying suspend event channel: %w", err)
 	}
@@ -370,15 +504,32 @@ func (s *suspender) suspendEvtchn(ctx context.Context) error {
 			}
 		}
 	}()
-	err := s.waitSuspended(ctx, nil, fired)
+	err = s.waitSuspended(ctx, relW.Events(), fired)
 	cancel()
 	for range fired { // wait for the goroutine before the port is reused
 	}
-	if err != nil && ctx.Err() != nil {
-		// The notification is delivered: the guest may still suspend.
-		return errAckedThenCancelled
+	// The notification is delivered: the guest may still suspend.
+	return committedWait(ctx, err)
+}
+
+// suspendRemote suspends an HVM guest without PV drivers with
+// SCHEDOP_remote_shutdown(SHUTDOWN_suspend), as libxl does: the guest is
+// not asked and does not acknowledge; Xen pauses its vCPUs and fires
+// @releaseDomain, and the wait is the same as after an acknowledgement.
+func (s *suspender) suspendRemote(ctx context.Context) error {
+	relW, err := s.c.xs.Watch(ctx, releaseDomainWatch)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", releaseDomainWatch, err)
 	}
-	return err
+	defer relW.Close()
+	if err := s.c.hv.RemoteShutdown(ctx, s.dom, domctl.ShutdownSuspend); err != nil {
+		if isGone(err) {
+			return fmt.Errorf("%w: %w", ErrDomainGone, err)
+		}
+		return fmt.Errorf("remote shutdown for suspend: %w", err)
+	}
+	s.c.log.DebugContext(ctx, "suspended by remote shutdown (no PV drivers)", "domain", s.dom)
+	return committedWait(ctx, s.waitSuspended(ctx, relW.Events(), nil))
 }
 
 // waitSuspended waits until the domain reaches SHUTDOWN_suspend,

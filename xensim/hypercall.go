@@ -579,10 +579,7 @@ func (x *xen) schedOp(cmd, arg uint64) error {
 		if err != nil {
 			return err
 		}
-		if a.DomainID == 0 || a.Reason > abi.SHUTDOWN_soft_reset {
-			return errEINVAL
-		}
-		return x.shutdown(domctl.DomID(a.DomainID), uint8(a.Reason), 0, false)
+		return x.remoteShutdown(a) // remote_shutdown.go
 	}
 	return errENOSYS
 }
