@@ -144,3 +144,31 @@ func TestGrantTableFramesGolden(t *testing.T) {
 	assert.EqualValues(t, -1, ge)
 	assert.ErrorContains(t, err, domctl.OpGrantSetupTable)
 }
+
+func TestVCPUContextPVAccessors(t *testing.T) {
+	v, err := domctl.NewVCPUContext(8, make([]byte, 5168))
+	require.NoError(t, err)
+	v.SetFlags(abi.VGCF_online)
+	v.SetCtrlReg(3, 0x1234000)
+	v.SetCtrlReg(1, 0x5678001)
+	v.SetGDTFrame(0, 0xaa)
+	v.SetGDTFrame(15, 0xbb)
+	binary.LittleEndian.PutUint64(v.Raw[4960:], 1024) // gdt_ents
+	assert.Equal(t, le64(abi.VGCF_online), v.Raw[512:520], "flags")
+	assert.Equal(t, le64(0x1234000), v.Raw[4984+24:4984+32], "ctrlreg[3]")
+	assert.Equal(t, le64(0x5678001), v.Raw[4984+8:4984+16], "ctrlreg[1]")
+	assert.Equal(t, le64(0xaa), v.Raw[4832:4840], "gdt_frames[0]")
+	assert.Equal(t, le64(0xbb), v.Raw[4832+15*8:4832+16*8], "gdt_frames[15]")
+	assert.EqualValues(t, 1024, v.GDTEnts())
+	assert.EqualValues(t, 0x1234000, v.CtrlReg(3))
+	assert.EqualValues(t, 0xbb, v.GDTFrame(15))
+	assert.EqualValues(t, abi.VGCF_online, v.Flags())
+
+	v32, err := domctl.NewVCPUContext(4, make([]byte, 2800))
+	require.NoError(t, err)
+	v32.SetCtrlReg(3, 0x1122334455)
+	assert.EqualValues(t, 0x22334455, v32.CtrlReg(3), "32-bit registers truncate")
+	v32.SetGDTFrame(1, 9)
+	assert.EqualValues(t, 9, v32.GDTFrame(1))
+	assert.Equal(t, 16, domctl.GDTFrameSlots)
+}

@@ -24,7 +24,18 @@ const (
 	eax32      = int(unsafe.Offsetof(v32.UserRegs) + unsafe.Offsetof(v32.UserRegs.Eax))
 	edx32      = int(unsafe.Offsetof(v32.UserRegs) + unsafe.Offsetof(v32.UserRegs.Edx))
 	eip32      = int(unsafe.Offsetof(v32.UserRegs) + unsafe.Offsetof(v32.UserRegs.EIP))
+	flags64    = int(unsafe.Offsetof(v64.Flags))
+	flags32    = int(unsafe.Offsetof(v32.Flags))
+	gdtFr64    = int(unsafe.Offsetof(v64.GDTFrames))
+	gdtFr32    = int(unsafe.Offsetof(v32.GDTFrames))
+	gdtEnts64  = int(unsafe.Offsetof(v64.GDTEnts))
+	gdtEnts32  = int(unsafe.Offsetof(v32.GDTEnts))
+	ctrlreg64  = int(unsafe.Offsetof(v64.Ctrlreg))
+	ctrlreg32  = int(unsafe.Offsetof(v32.Ctrlreg))
 )
+
+// GDTFrameSlots is the number of gdt_frames[] in a vCPU context.
+const GDTFrameSlots = len(v64.GDTFrames)
 
 // VCPUContextSize returns the size of a vCPU context of width (8: 5168
 // bytes, 4: 2800 bytes).
@@ -82,3 +93,26 @@ func (v *VCPUContext) SetRDX(x uint64) { v.setReg(rdx64, edx32, x) }
 
 // RIP returns user_regs.rip (eip).
 func (v *VCPUContext) RIP() uint64 { return v.reg(rip64, eip32) }
+
+// Flags returns the context's flags (VGCF_*).
+func (v *VCPUContext) Flags() uint64 { return v.reg(flags64, flags32) }
+
+// SetFlags sets the context's flags.
+func (v *VCPUContext) SetFlags(x uint64) { v.setReg(flags64, flags32, x) }
+
+// CtrlReg returns ctrlreg[i]: for a PV guest ctrlreg[3] is cr3 (a machine
+// frame in xen_pfn_to_cr3 form) and, for 64-bit, ctrlreg[1] the user page
+// table's machine address (bit 0 set when valid).
+func (v *VCPUContext) CtrlReg(i int) uint64 { return v.reg(ctrlreg64+8*i, ctrlreg32+4*i) }
+
+// SetCtrlReg sets ctrlreg[i].
+func (v *VCPUContext) SetCtrlReg(i int, x uint64) { v.setReg(ctrlreg64+8*i, ctrlreg32+4*i, x) }
+
+// GDTEnts returns gdt_ents: the number of GDT entries (512 per frame).
+func (v *VCPUContext) GDTEnts() uint64 { return v.reg(gdtEnts64, gdtEnts32) }
+
+// GDTFrame returns gdt_frames[i] (0 <= i < GDTFrameSlots).
+func (v *VCPUContext) GDTFrame(i int) uint64 { return v.reg(gdtFr64+8*i, gdtFr32+4*i) }
+
+// SetGDTFrame sets gdt_frames[i].
+func (v *VCPUContext) SetGDTFrame(i int, x uint64) { v.setReg(gdtFr64+8*i, gdtFr32+4*i, x) }
