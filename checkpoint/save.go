@@ -22,6 +22,9 @@ type Result struct {
 	// Rounds is the number of precopy rounds after the first full pass
 	// (live only).
 	Rounds int
+	// PrecopyStop says why precopy stopped iterating (live only; for
+	// Remus, the last epoch's).
+	PrecopyStop PrecopyStop
 	// PauseTime is how long the guest was suspended: until it was resumed
 	// (checkpoint) or until the image was complete (save, migration).
 	PauseTime time.Duration
@@ -139,7 +142,7 @@ func (s *session) precopy(ctx context.Context) ([]uint64, error) {
 		return nil, fmt.Errorf("enabling log-dirty: %w", err)
 	}
 	s.logDirty = true
-	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res.Rounds, s.checkFrames)
+	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res, s.checkFrames)
 }
 
 // checkFrames runs after a full pass over the pfns. It catches a PV guest

@@ -337,7 +337,7 @@ func (o *SaveOptions) emit(p Progress) {
 // policy says stop. Log-dirty must be on; it stays on for the final round.
 // It returns the dirty set of the last CLEAN, which the final (suspended)
 // round must send along with what the final CLEAN reports.
-func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, rounds *int, afterFull func() error) ([]uint64, error) {
+func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, res *Result, afterFull func() error) ([]uint64, error) {
 	bitmap := make([]uint64, (sh.MaxGPFN+1+63)/64)
 	// Clear whatever was logged before this pass began.
 	if _, err := c.hv.CleanDirty(ctx, m.dom, bitmap, false); err != nil {
@@ -367,12 +367,21 @@ func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, 
 		// more rounds cannot shrink the final set (with the downtime rule
 		// on; without it MaxIterations alone bounds the rounds).
 		diverging := o.MaxDowntime > 0 && bw > 0 && dirtyRate*pageSize >= bw && round > 1
-		stop := round > o.MaxIterations || dirty <= o.DirtyPageThreshold ||
-			(o.MaxDowntime > 0 && bw > 0 && downtime <= o.MaxDowntime) || diverging
+		var stop PrecopyStop
+		switch {
+		case dirty <= o.DirtyPageThreshold:
+			stop = StopDirtyThreshold
+		case o.MaxDowntime > 0 && bw > 0 && downtime <= o.MaxDowntime:
+			stop = StopDowntime
+		case diverging:
+			stop = StopDiverging
+		case round > o.MaxIterations:
+			stop = StopMaxIterations
+		}
 		c.log.DebugContext(ctx, "precopy round", "domain", m.dom, "round", round, "dirty", dirty,
 			"dirty_rate", dirtyRate, "bandwidth", bw, "est_downtime", downtime, "diverging", diverging, "stop", stop)
-		if stop {
-			*rounds = round - 1
+		if stop != "" {
+			res.Rounds, res.PrecopyStop = round-1, stop
 			return bitmap, nil
 		}
 		b0, p0 := m.bytes, m.pages
@@ -388,6 +397,24 @@ func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, 
 			RoundPages: m.pages - p0, DirtyRate: dirtyRate, Bandwidth: bw})
 	}
 }
+
+// PrecopyStop says why live precopy stopped iterating (Result.PrecopyStop).
+type PrecopyStop string
+
+// Reasons, checked in this order after every round.
+const (
+	// StopDirtyThreshold: the dirty set shrank to
+	// SaveOptions.DirtyPageThreshold pages or fewer.
+	StopDirtyThreshold PrecopyStop = "dirty-threshold"
+	// StopDowntime: the dirty set is expected to be sent within
+	// SaveOptions.MaxDowntime at the measured bandwidth.
+	StopDowntime PrecopyStop = "downtime"
+	// StopDiverging: the guest dirties memory at least as fast as it can
+	// be sent, so more rounds cannot shrink the final set.
+	StopDiverging PrecopyStop = "dirty-rate-exceeds-bandwidth"
+	// StopMaxIterations: SaveOptions.MaxIterations rounds were sent.
+	StopMaxIterations PrecopyStop = "max-iterations"
+)
 
 func rate(n float64, d time.Duration) float64 {
 	if d <= 0 {
