@@ -1,13 +1,11 @@
 package xenstore
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -51,17 +49,28 @@ func (c *Config) maxReply() int {
 // request has already been sent and the daemon still carries it out (its
 // late reply is dropped).
 //
-// The reader reads only while something is expected: a reply to a call in
-// flight, or events for a registered watch. Otherwise it waits for the
-// next call to wake it, instead of sitting in read(2). With one
-// synchronous caller this keeps the whole round trip on one thread: on a
-// single CPU, a reader blocked in read(2) between calls made the Go
-// runtime hand the caller between threads on every call (see
-// docs/bench-xenstore.md).
+// One goroutine at a time holds the reader role. The reader goroutine
+// takes it only while something is expected: a reply to a call in
+// flight, or events for a registered watch; otherwise it waits for the
+// next call to wake it, instead of sitting in read(2).
+//
+// The direct path: on a unix socket (DialSocket, Dial), a call made
+// while no other call is in flight and no watch is registered takes the
+// reader role itself. It writes its request and reads its reply with raw
+// syscalls, as libxenstore does: two syscalls, no goroutine switch, and
+// no thread handoff by the scheduler. The raw read is bounded by a 2 ms
+// socket timeout; past it, or when other calls or watches appear
+// meanwhile, the caller routes what it read and hands the role to the
+// reader goroutine (see docs/bench-xenstore.md).
 type Client struct {
 	rwc io.ReadWriteCloser
 	cfg Config
-	br  *bufio.Reader // used only by the reader
+	rd  frameReader // used by the reader role's holder
+
+	direct directConn // rwc, when it offers the direct path
+	dsrc   io.Reader  // directReader{direct}
+	kernel bool       // rwc is the xenbus device (see kernelConn)
+	maxReq int        // largest request payload rwc accepts
 
 	chans sync.Pool // of chan *wire.Msg: recycled reply channels
 
@@ -97,9 +106,13 @@ func NewClient(rwc io.ReadWriteCloser, cfg *Config) *Client {
 	if cfg != nil {
 		c.cfg = *cfg
 	}
-	// One read syscall usually brings header and payload, and several
-	// pipelined replies at once.
-	c.br = bufio.NewReaderSize(rwc, 16<<10)
+	if d, ok := rwc.(directConn); ok {
+		c.direct, c.dsrc = d, directReader{d}
+	}
+	c.maxReq = wire.PayloadMax
+	if k, ok := rwc.(kernelConn); ok {
+		c.kernel, c.maxReq = true, k.maxPayload()
+	}
 	go c.background()
 	return c
 }
@@ -210,17 +223,28 @@ func (c *Client) release() bool {
 	return false
 }
 
-// readOne reads one frame and routes it: a watch event to its Watch, a
-// reply to the call waiting for it; a late reply to a cancelled call is
-// dropped.
+// readOne reads one frame, scheduler-aware, and routes it.
 func (c *Client) readOne() error {
-	m, err := wire.ReadMsg(c.br, c.cfg.maxReply())
+	m, err := c.rd.next(c.rwc, c.cfg.maxReply())
 	if err != nil {
 		return err
 	}
+	if c.route(m) && !c.rd.buffered() {
+		// Let the woken caller run on this thread now, instead of
+		// waiting for another thread to steal it while this one
+		// blocks in read(2).
+		yield()
+	}
+	return nil
+}
+
+// route delivers a frame: a watch event to its Watch, a reply to the call
+// waiting for it; a late reply to a cancelled call is dropped. It reports
+// whether a call was handed its reply.
+func (c *Client) route(m *wire.Msg) bool {
 	if m.Type == wire.WatchEvent {
 		c.dispatchEvent(m)
-		return nil
+		return false
 	}
 	c.mu.Lock()
 	ch, ok := c.pending[m.ReqID]
@@ -230,14 +254,52 @@ func (c *Client) readOne() error {
 	c.mu.Unlock()
 	if ok {
 		ch <- m // buffered, never blocks
-		if c.br.Buffered() == 0 {
-			// Let the woken caller run on this thread now, instead of
-			// waiting for another thread to steal it while this one
-			// blocks in read(2).
-			runtime.Gosched()
+	}
+	return ok
+}
+
+// readDirect is the direct path's read: the caller holds the reader role
+// and reads, with raw syscalls, until its own reply (on ch) arrives,
+// routing whatever else comes. Then it passes the role on: to the reader
+// goroutine if other calls or watches need it, else back to idle. It
+// returns false, the role handed to the reader goroutine, when the daemon
+// is slow (the caller then waits on ch like any call), and false after
+// stopping the Client when the connection failed.
+func (c *Client) readDirect(ch chan *wire.Msg) (*wire.Msg, bool) {
+	// Let runnable goroutines go first: on one CPU, callers sharing the
+	// Client then queue their requests behind this one, and one read
+	// brings all the replies, instead of each waiting for the last.
+	yield()
+	for {
+		m, err := c.rd.next(c.dsrc, c.cfg.maxReply())
+		if errors.Is(err, errDirectSlow) {
+			c.mu.Lock()
+			c.kick <- struct{}{} // the role stays taken: now the reader's
+			c.mu.Unlock()
+			return nil, false
+		}
+		if err != nil {
+			c.stop(err)
+			return nil, false
+		}
+		c.route(m)
+		select {
+		case r := <-ch:
+			c.mu.Lock()
+			stop := false
+			if len(c.pending) > 0 || len(c.watches) > 0 {
+				c.kick <- struct{}{}
+			} else {
+				stop = c.release()
+			}
+			c.mu.Unlock()
+			if stop {
+				c.stop(io.EOF)
+			}
+			return r, true
+		default:
 		}
 	}
-	return nil
 }
 
 func (c *Client) dispatchEvent(m *wire.Msg) {
@@ -259,7 +321,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	if len(payload) == 0 {
 		payload = []byte{0} // oxenstored stalls on empty payloads
 	}
-	if len(payload) > wire.PayloadMax {
+	if len(payload) > c.maxReq {
 		return nil, syscall.E2BIG
 	}
 	if err := ctx.Err(); err != nil {
@@ -278,6 +340,11 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	}
 	id := c.nextReq
 	c.pending[id] = ch
+	// The direct path when this is the only call and nothing else reads.
+	direct := c.direct != nil && !c.reading && len(c.pending) == 1 && len(c.watches) == 0
+	if direct {
+		c.reading = true
+	}
 	c.mu.Unlock()
 
 	c.wmu.Lock()
@@ -286,27 +353,51 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	var err error
 	c.wbuf, err = (&wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload}).AppendBinary(c.wbuf[:0])
 	if err == nil {
-		_, err = c.rwc.Write(c.wbuf)
+		if direct {
+			_, err = c.direct.directWrite(c.wbuf)
+		} else {
+			_, err = c.rwc.Write(c.wbuf)
+		}
 	}
 	if cap(c.wbuf) > 2*(wire.HeaderSize+wire.PayloadMax) {
 		c.wbuf = nil
 	}
 	c.wmu.Unlock()
+	var errno syscall.Errno
+	if err != nil && c.kernel && errors.As(err, &errno) {
+		// The kernel refused the whole frame (a WATCH the daemon
+		// refused, for one): the call's answer; no reply follows.
+		c.forget(id)
+		return nil, errno
+	}
 	if err != nil {
 		// A failed write may have left part of a frame on the stream,
 		// which is then unusable: end the connection like a lost one.
 		c.forget(id)
+		if direct {
+			c.mu.Lock()
+			c.reading = false // closeConn stops the Client itself
+			c.mu.Unlock()
+		}
 		c.closeConn()
 		return nil, fmt.Errorf("sending %s: %w (%w)", t, c.err, err)
 	}
-	// Wake the reader if it is idle. (A call no longer pending has had
-	// its reply routed already, by a reader that has gone idle since.)
-	c.mu.Lock()
-	if _, waiting := c.pending[id]; waiting && !c.reading && c.err == nil {
-		c.reading = true
-		c.kick <- struct{}{} // the idle reader has drained kick: never blocks
+	if direct {
+		if m, ok := c.readDirect(ch); ok {
+			c.chans.Put(ch)
+			return reply(t, m)
+		}
+	} else {
+		// Wake the reader if it is idle. (A call no longer pending has
+		// had its reply routed already, by a reader that has gone idle
+		// since.)
+		c.mu.Lock()
+		if _, waiting := c.pending[id]; waiting && !c.reading && c.err == nil {
+			c.reading = true
+			c.kick <- struct{}{} // the idle reader has drained kick: never blocks
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	select {
 	case m := <-ch:
 		c.chans.Put(ch) // empty again, and nobody else sends on it
@@ -502,8 +593,8 @@ func (c *Client) Read(ctx context.Context, path string) ([]byte, error) {
 }
 
 // Write sets the value of the node at path, creating it and any missing
-// parents. len(path)+1+len(value) must not exceed 4096 (E2BIG otherwise,
-// checked before sending).
+// parents. len(path)+1+len(value) must not exceed 4096, or 4080 over
+// /dev/xen/xenbus (E2BIG otherwise, checked before sending).
 func (c *Client) Write(ctx context.Context, path string, value []byte) error {
 	return c.write(ctx, 0, path, value)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/xenckpt/xenckpt/xenstore/internal/wire"
 )
 
 // DefaultSocket is libxenstore's socket when neither XENSTORED_PATH nor
@@ -74,7 +76,10 @@ func DialSocket(ctx context.Context, path string, cfg *Config) (*Client, error) 
 }
 
 // DialXenbus opens XenbusDevice. The kernel device accepts whole frames
-// and queues replies; ctx only bounds the open.
+// and queues replies; ctx only bounds the open. Through the device,
+// request payloads are limited to 4080 bytes, WATCH and UNWATCH are
+// answered by the kernel, and a WATCH the daemon refuses fails with the
+// daemon's errno, the connection staying usable.
 func DialXenbus(ctx context.Context, cfg *Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, newOpError(OpDial, XenbusDevice, err)
@@ -86,5 +91,22 @@ func DialXenbus(ctx context.Context, cfg *Config) (*Client, error) {
 		}
 		return nil, newOpError(OpDial, XenbusDevice, err)
 	}
-	return NewClient(f, cfg), nil
+	return NewClient(xenbusConn{f}, cfg), nil
 }
+
+// kernelConn is a connection through an operating system kernel's
+// xenstore device rather than to the daemon itself.
+type kernelConn interface {
+	// maxPayload is the largest request payload it accepts.
+	maxPayload() int
+}
+
+// xenbusConn is Linux's /dev/xen/xenbus. The kernel buffers each request
+// in one 4096-byte buffer, header included, so payloads are 16 bytes
+// shorter than on a socket. It takes a frame written in one write(2)
+// whole or rejects it whole with an errno, leaving the stream usable:
+// WATCH and UNWATCH it answers itself, and a WATCH the daemon refuses
+// fails the write(2) instead of getting an XS_ERROR reply.
+type xenbusConn struct{ *os.File }
+
+func (xenbusConn) maxPayload() int { return wire.PayloadMax - wire.HeaderSize }

@@ -1,14 +1,15 @@
 package xenstoretest_test
 
 import (
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/xenckpt/xenckpt/xenstore/internal/conformance"
 	"github.com/xenckpt/xenckpt/xenstore/xenstoretest"
+	"github.com/xenckpt/xenckpt/xenstore/xenstoretest/conformance"
 )
 
 func TestConformanceInMemory(t *testing.T) {
@@ -16,7 +17,7 @@ func TestConformanceInMemory(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	conformance.Run(t, conformance.Target{
 		Kind: conformance.Embedded,
-		Dial: func(t testing.TB) net.Conn {
+		Dial: func(t testing.TB) io.ReadWriteCloser {
 			c, err := srv.Connect(0)
 			require.NoError(t, err)
 			return c
@@ -37,7 +38,7 @@ func TestConformanceUnixSocket(t *testing.T) {
 	})
 	conformance.Run(t, conformance.Target{
 		Kind: conformance.Embedded,
-		Dial: func(t testing.TB) net.Conn {
+		Dial: func(t testing.TB) io.ReadWriteCloser {
 			c, err := net.Dial("unix", sock)
 			require.NoError(t, err)
 			return c

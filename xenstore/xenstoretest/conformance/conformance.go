@@ -1,11 +1,3 @@
-// Package conformance is the xenstore conformance suite: one set of
-// checks run against the embedded server (xenstoretest), Debian's
-// cxenstored and oxenstored, so the embedded server cannot drift from
-// the real daemons. Where the daemons differ, each check states the
-// documented behaviour of each Kind.
-//
-// It imports testing and is internal: the tests of xenstore and
-// xenstoretest drive it.
 package conformance
 
 import (
@@ -14,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,15 +35,39 @@ func (k Kind) String() string {
 	return [...]string{"embedded", "cxenstored", "oxenstored"}[k]
 }
 
-// Target is a daemon to test. Dial returns a fresh privileged (dom0)
-// connection; each call must be independent.
+// Target is a daemon to test.
 type Target struct {
 	Kind Kind
-	Dial func(t testing.TB) net.Conn
+	// Dial returns a fresh privileged (dom0) connection carrying
+	// xsd_sockmsg frames (a net.Conn, or /dev/xen/xenbus); each call
+	// must be independent.
+	Dial func(t testing.TB) io.ReadWriteCloser
+	// Client, when set, opens the Clients the checks use (cfg may be
+	// nil), for example with xenstore.DialSocket, whose connections take
+	// the client's direct path. Nil means xenstore.NewClient on Dial.
+	Client func(t testing.TB, cfg *xenstore.Config) *xenstore.Client
+	// RealXen says the daemon runs under a real hypervisor, in a dom0:
+	// domain ids name real domains (or none), so INTRODUCE of a made-up
+	// domain fails, and the tree holds the host's nodes.
+	RealXen bool
+	// Xenbus says Dial returns /dev/xen/xenbus: the dom0 kernel's
+	// device, which shares the kernel's own connection to the daemon.
+	// The kernel answers WATCH and UNWATCH itself and caps requests at
+	// 4096 payload bytes; RESET_WATCHES would drop the kernel's own
+	// watches, so it is never sent.
+	Xenbus bool
 }
 
 func (tg Target) client(t testing.TB) *xenstore.Client {
-	c := xenstore.NewClient(tg.Dial(t), nil)
+	return tg.newClient(t, nil)
+}
+
+// newClient opens a Client with cfg.
+func (tg Target) newClient(t testing.TB, cfg *xenstore.Config) *xenstore.Client {
+	if tg.Client != nil {
+		return tg.Client(t, cfg)
+	}
+	c := xenstore.NewClient(tg.Dial(t), cfg)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -60,8 +75,16 @@ func (tg Target) client(t testing.TB) *xenstore.Client {
 // raw is a frame-level connection for checks the Client would refuse.
 type raw struct {
 	t   testing.TB
-	c   net.Conn
+	c   io.ReadWriteCloser
 	req uint32
+}
+
+// deadline bounds the next exchange on a connection that supports it.
+func deadline(t testing.TB, c io.ReadWriteCloser) {
+	t.Helper()
+	if d, ok := c.(interface{ SetDeadline(time.Time) error }); ok {
+		require.NoError(t, d.SetDeadline(time.Now().Add(10*time.Second)))
+	}
 }
 
 func (tg Target) raw(t testing.TB) *raw {
@@ -74,7 +97,7 @@ func (tg Target) raw(t testing.TB) *raw {
 func (r *raw) roundTrip(typ wire.Type, tx uint32, payload []byte) *wire.Msg {
 	r.t.Helper()
 	r.req++
-	require.NoError(r.t, r.c.SetDeadline(time.Now().Add(10*time.Second)))
+	deadline(r.t, r.c)
 	require.NoError(r.t, wire.WriteMsg(r.c, &wire.Msg{Type: typ, ReqID: r.req, TxID: tx, Payload: payload}))
 	for {
 		m, err := wire.ReadMsg(r.c, 1<<20)
@@ -352,14 +375,29 @@ func testWatchErrors(t *testing.T, tg Target) {
 	m := r.roundTrip(wire.Watch, 0, wire.Strings("/tool", "tok"))
 	require.Equal(t, "", errName(m))
 	m = r.roundTrip(wire.Watch, 0, wire.Strings("/tool", "tok"))
-	assert.Equal(t, "EEXIST", errName(m), "same path and token twice")
+	if tg.Xenbus {
+		// The kernel registers each WATCH under a token of its own and
+		// answers OK itself: the daemon never sees a duplicate.
+		assert.Equal(t, "", errName(m), "xenbus: same path and token twice is OK")
+		m = r.roundTrip(wire.Unwatch, 0, wire.Strings("/tool", "tok"))
+		require.Equal(t, "", errName(m))
+	} else {
+		assert.Equal(t, "EEXIST", errName(m), "same path and token twice")
+	}
 	m = r.roundTrip(wire.Unwatch, 0, wire.Strings("/tool", "other"))
-	assert.Equal(t, "ENOENT", errName(m), "UNWATCH of an unknown watch")
+	if tg.Xenbus {
+		assert.Equal(t, "", errName(m), "xenbus: the kernel answers OK to UNWATCH of an unknown watch")
+	} else {
+		assert.Equal(t, "ENOENT", errName(m), "UNWATCH of an unknown watch")
+	}
 	m = r.roundTrip(wire.Unwatch, 0, wire.Strings("/tool", "tok"))
 	assert.Equal(t, "", errName(m))
 }
 
 func testResetWatches(t *testing.T, tg Target) {
+	if tg.Xenbus {
+		t.Skip("xenbus: RESET_WATCHES would drop the dom0 kernel's own watches; not sent")
+	}
 	ctx := ctxT(t)
 	c := tg.client(t)
 	b := base(t, c)
@@ -445,8 +483,7 @@ func testTransactionConflict(t *testing.T, tg Target) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte("other+"), v)
 
-	limited := xenstore.NewClient(tg.Dial(t), &xenstore.Config{MaxTransactionAttempts: 2})
-	defer limited.Close()
+	limited := tg.newClient(t, &xenstore.Config{MaxTransactionAttempts: 2})
 	attempts = 0
 	err = limited.Transaction(ctx, func(tx *xenstore.Tx) error {
 		attempts++
@@ -562,7 +599,10 @@ func testDomains(t *testing.T, tg Target) {
 	require.NoError(t, err)
 	assert.True(t, in, "dom0 is introduced")
 
-	const dom = 17
+	dom := uint32(17)
+	if tg.RealXen {
+		dom = 32000 // under DOMID_FIRST_RESERVED, and never a lab guest
+	}
 	in, err = c.IsDomainIntroduced(ctx, dom)
 	require.NoError(t, err)
 	require.False(t, in)
@@ -576,6 +616,13 @@ func testDomains(t *testing.T, tg Target) {
 	defer wr.Close()
 	assert.Equal(t, "@releaseDomain", nextEvent(t, wr).Path, "initial event")
 
+	if tg.RealXen {
+		// The daemon asks the hypervisor about the domain first.
+		err := c.Introduce(ctx, dom, 0x1234, 3)
+		assert.ErrorIs(t, err, syscall.ENOENT, "real Xen: INTRODUCE of a domain that does not exist")
+		assert.ErrorIs(t, c.Release(ctx, dom), syscall.ENOENT, "RELEASE of an unknown domain")
+		return
+	}
 	require.NoError(t, c.Introduce(ctx, dom, 0x1234, 3))
 	assert.Equal(t, "@introduceDomain", nextEvent(t, wi).Path)
 	in, err = c.IsDomainIntroduced(ctx, dom)
@@ -613,9 +660,24 @@ func testOversizedRequest(t *testing.T, tg Target) {
 	require.NoError(t, err, "and the connection is still fine")
 
 	r := tg.raw(t)
+	if tg.Xenbus {
+		// The kernel buffers a request, header included, in 4096
+		// bytes: the payload limit is 4080, and the client knows it.
+		err = c.Write(ctx, "/x", make([]byte, wire.PayloadMax-wire.HeaderSize-2))
+		assert.ErrorIs(t, err, syscall.E2BIG, "xenbus: the client refuses 4081 bytes before sending")
+		_, err = c.Read(ctx, "/tool")
+		require.NoError(t, err, "and the connection is still fine")
+
+		payload := append(wire.Strings("/tool"), make([]byte, wire.PayloadMax-wire.HeaderSize+1-len("/tool")-1)...)
+		err = wire.WriteMsg(r.c, &wire.Msg{Type: wire.Write, ReqID: 1, Payload: payload})
+		assert.ErrorIs(t, err, syscall.EINVAL, "xenbus: write(2) of a 4081-byte payload fails")
+		m := r.roundTrip(wire.Read, 0, wire.Strings("/tool"))
+		assert.Equal(t, "", errName(m), "and the device drops the whole frame: the stream stays usable")
+		return
+	}
 	payload := append(wire.Strings("/tool/big"), make([]byte, wire.PayloadMax+1-len("/tool/big")-1)...)
 	require.Len(t, payload, wire.PayloadMax+1)
-	require.NoError(t, r.c.SetDeadline(time.Now().Add(10*time.Second)))
+	deadline(t, r.c)
 	err = wire.WriteMsg(r.c, &wire.Msg{Type: wire.Write, ReqID: 1, Payload: payload})
 	if tg.Kind != OXenstored && err != nil {
 		return // closed while the frame was still being sent: as good as a reset
@@ -704,8 +766,7 @@ func testTransactionCounter(t *testing.T, tg Target) {
 	const workers, each = 4, 15
 	clients := make([]*xenstore.Client, workers)
 	for i := range clients {
-		clients[i] = xenstore.NewClient(tg.Dial(t), &xenstore.Config{MaxTransactionAttempts: 1000})
-		defer clients[i].Close()
+		clients[i] = tg.newClient(t, &xenstore.Config{MaxTransactionAttempts: 1000})
 	}
 	var wg sync.WaitGroup
 	for _, wc := range clients {
