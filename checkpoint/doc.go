@@ -101,7 +101,10 @@
 //     slow-resumed.
 //   - Device-model (QEMU) state of HVM guests is not saved; PVH guests
 //     have none.
-//   - Every vCPU up to MaxVCPUID is saved, online or not.
+//   - Only the online vCPUs of a PV guest are saved (VGCF_online in the
+//     context Xen returns), as libxc does; restore leaves the others
+//     down. HVM and PVH guests rely on the HVM context, from which Xen
+//     omits vCPUs that are down (the simulator keeps every CPU record).
 //
 // # Testing without Xen
 //

@@ -2,9 +2,11 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/xenckpt/xenckpt/domctl"
 	"github.com/xenckpt/xenckpt/internal/abi"
@@ -261,6 +263,13 @@ func (c *Controller) captureState(ctx context.Context, dom domctl.DomID, sh gues
 		if err != nil {
 			return nil, fmt.Errorf("getting vCPU %d context: %w", v, err)
 		}
+		// As libxc, only online vCPUs are saved: restore leaves a vCPU
+		// without a record down. Xen flags a vCPU that is up (not
+		// VPF_down) with VGCF_online in the context it returns.
+		if !vcpuOnline(vc) {
+			c.log.DebugContext(ctx, "vCPU offline, not saved", "domain", dom, "vcpu", v)
+			continue
+		}
 		st.VCPUs = append(st.VCPUs, vcpuState{ID: v, Ctx: vc.Raw})
 	}
 	// The shared info page is Xen's, not the guest's: a hypervisor that
@@ -421,6 +430,16 @@ func rate(n float64, d time.Duration) float64 {
 		return 0
 	}
 	return n / d.Seconds()
+}
+
+// vcpuOnline reports VGCF_online in a vCPU context's flags (the first
+// field after fpu_ctxt in both layouts; the bit is in its low word).
+func vcpuOnline(vc *domctl.VCPUContext) bool {
+	off := int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.Flags))
+	if vc.Width == 4 {
+		off = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.Flags))
+	}
+	return len(vc.Raw) >= off+4 && binary.LittleEndian.Uint32(vc.Raw[off:])&abi.VGCF_online != 0
 }
 
 // mapFrames maps gfns and fails unless every frame mapped.

@@ -164,6 +164,7 @@ func (x *xen) domctl(addr uint64) error {
 				return errEINVAL
 			}
 			d.noVCPUs = false
+			d.secondaryVCPUsDown() // vcpu_online.go
 			return nil
 		})
 	case abi.XEN_DOMCTL_destroydomain:
@@ -350,7 +351,7 @@ func (x *xen) setVCPUContext(id domctl.DomID, v uint32, addr uint64) error {
 	}
 	c := d.vcpuCtx(int(v))
 	copy(c, b)
-	d.vcpus[v].online = true
+	d.vcpus[v].online = ctxOnline(b) // vcpu_online.go
 	if d.hvm {
 		if cpu := hvmCPURecord(d.hvmCtx, int(v)); cpu != nil {
 			copy(cpu[hvmCPURaxOff:hvmCPURaxOff+8], c[ctx64RaxOff:ctx64RaxOff+8])
@@ -380,6 +381,7 @@ func (x *xen) getVCPUContext(id domctl.DomID, v uint32, addr uint64) error {
 		}
 	}
 	copy(b, c)
+	setCtxOnline(b, d.vcpus[v].online) // vcpu_online.go
 	return nil
 }
 
@@ -427,6 +429,7 @@ func (x *xen) setHVMContext(id domctl.DomID, p *abi.DomctlHVMContext) error {
 		return err
 	}
 	d.hvmCtx = bytes.Clone(b)
+	d.hvmVCPUsUp() // vcpu_online.go
 	return nil
 }
 

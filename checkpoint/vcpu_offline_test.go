@@ -1,0 +1,87 @@
+package checkpoint_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/checkpoint/stream"
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
+	"github.com/xenckpt/xenckpt/xensim"
+)
+
+// vcpuUp reports VGCF_online in vCPU v's context: Xen sets it unless the
+// vCPU is down.
+func vcpuUp(t *testing.T, e *env, dom domctl.DomID, v uint32, width int) bool {
+	t.Helper()
+	vc, err := e.hv.VCPUContext(testCtx(t), dom, v, width)
+	require.NoError(t, err)
+	return binary.LittleEndian.Uint32(vc.Raw[512:])&abi.VGCF_online != 0 // flags follow fpu_ctxt[512]
+}
+
+// vcpuRecords lists the vCPU ids of an image's X86_PV_VCPU_BASIC records.
+func vcpuRecords(t *testing.T, img []byte) []uint32 {
+	t.Helper()
+	var ids []uint32
+	r := stream.NewReader(bytes.NewReader(img), nil)
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return ids
+		}
+		require.NoError(t, err)
+		if rec.Kind == stream.KindLibxc && rec.Type == stream.RecX86PVVCPUBasic {
+			v, err := rec.VCPU()
+			require.NoError(t, err)
+			ids = append(ids, v.ID)
+		}
+	}
+}
+
+// TestOfflineVCPUs: a PV guest with a vCPU taken down (VCPUOP_down) is
+// imaged as libxc does it, with X86_PV_VCPU_BASIC records for the online
+// vCPUs only; the checkpointed original keeps the vCPU down, and so does
+// the domain restored from the image, which runs on.
+func TestOfflineVCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		kind  xensim.Kind
+		width int
+	}{{xensim.PV64, 8}, {xensim.PV32, 4}} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil)
+			g := e.guest(t, xensim.GuestConfig{Kind: tc.kind, VCPUs: 3})
+			ctx := testCtx(t)
+			dom := g.Domain()
+			require.NoError(t, g.SetVCPUOnline(1, false))
+			require.False(t, vcpuUp(t, e, dom, 1, tc.width))
+
+			var img bytes.Buffer
+			_, err := e.c.Checkpoint(ctx, dom, &img, nil)
+			require.NoError(t, err)
+			assert.Equal(t, []uint32{0, 2}, vcpuRecords(t, img.Bytes()), "online vCPUs only")
+			e.requireRunning(t, g)
+			info, err := e.hv.DomainInfo(ctx, dom)
+			require.NoError(t, err)
+			assert.EqualValues(t, 2, info.NrOnlineVCPUs, "the original keeps vCPU1 down")
+			assert.False(t, vcpuUp(t, e, dom, 1, tc.width))
+
+			rdom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), nil)
+			require.NoError(t, err)
+			info, err = e.hv.DomainInfo(ctx, rdom)
+			require.NoError(t, err)
+			assert.EqualValues(t, 2, info.MaxVCPUID, "all three vCPUs exist")
+			assert.EqualValues(t, 2, info.NrOnlineVCPUs, "vCPU1 stays down after restore")
+			assert.True(t, vcpuUp(t, e, rdom, 0, tc.width))
+			assert.False(t, vcpuUp(t, e, rdom, 1, tc.width))
+			assert.True(t, vcpuUp(t, e, rdom, 2, tc.width))
+			rg := e.host.Guest(rdom)
+			require.NoError(t, rg.WaitCounter(ctx, rg.Counter()+2), "the restored guest runs")
+		})
+	}
+}
