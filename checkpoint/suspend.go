@@ -72,10 +72,10 @@ func (s *suspender) bindEvtchn(ctx context.Context, port uint32) error {
 		return fmt.Errorf("opening event channel device: %w", err)
 	}
 	if s.localPort, err = s.ev.BindInterdomain(ctx, s.dom, port); err != nil {
-		return fmt.Errorf("binding suspend event channel %d: %w", port, err)
+		return domErr(fmt.Sprintf("binding suspend event channel %d", port), err)
 	}
 	if err := s.c.hv.SubscribeSuspend(ctx, s.dom, port); err != nil {
-		return fmt.Errorf("subscribing suspend event channel %d: %w", port, err)
+		return domErr(fmt.Sprintf("subscribing suspend event channel %d", port), err)
 	}
 	// Binding raises the port once; consume it so the first real
 	// notification is not mistaken for a suspend (xc_await_suspend).
@@ -211,13 +211,19 @@ func (s *suspender) via(ctx context.Context, info domctl.DomainInfo) (suspendVia
 // hvmParam reads an HVM parameter, a missing domain as ErrDomainGone.
 func (c *Controller) hvmParam(ctx context.Context, dom domctl.DomID, idx uint32) (uint64, error) {
 	v, err := c.hv.HVMParam(ctx, dom, idx)
-	if isGone(err) {
-		return 0, fmt.Errorf("%w: %w", ErrDomainGone, err)
-	}
 	if err != nil {
-		return 0, fmt.Errorf("getting HVM param %d: %w", idx, err)
+		return 0, domErr(fmt.Sprintf("getting HVM param %d", idx), err)
 	}
 	return v, nil
+}
+
+// domErr wraps the error of an operation on the domain; a missing domain
+// also matches ErrDomainGone.
+func domErr(what string, err error) error {
+	if isGone(err) {
+		return fmt.Errorf("%s: %w: %w", what, ErrDomainGone, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // noSuspendCall reports an HVM guest that cannot be inside a suspend
@@ -384,7 +390,7 @@ func (s *suspender) suspendXenstore(ctx context.Context) error {
 		return err
 	}
 	s.c.log.DebugContext(ctx, "requested suspend", "domain", s.dom)
-	if err := s.waitAck(ctx, ackW.Events()); err != nil {
+	if err := s.waitAck(ctx, ackW.Events(), relW.Events()); err != nil {
 		return err
 	}
 	s.c.log.DebugContext(ctx, "guest acknowledged suspend", "domain", s.dom)
@@ -420,7 +426,13 @@ func acked(v []byte, err error) (bool, error) {
 // waitAck waits for the acknowledgement. On timeout or ctx end the request
 // is withdrawn in a transaction, unless the guest acknowledged at the last
 // moment, which wins (libxl domain_suspend_common_pvcontrol_suspending).
-func (s *suspender) waitAck(ctx context.Context, events <-chan xenstore.Event) error {
+//
+// released carries @releaseDomain: a domain destroyed or shut down for
+// another reason while the request is pending ends the wait with
+// ErrDomainGone or a *ShutdownError (the request withdrawn) instead of
+// ErrNotAcknowledged after AckTimeout; one already suspended counts as an
+// acknowledgement.
+func (s *suspender) waitAck(ctx context.Context, events, released <-chan xenstore.Event) error {
 	timer := time.NewTimer(s.c.cfg.AckTimeout)
 	defer timer.Stop()
 	path := s.node(nodeShutdown)
@@ -439,6 +451,18 @@ func (s *suspender) waitAck(ctx context.Context, events <-chan xenstore.Event) e
 					return s.withdraw(ctx, ctx.Err())
 				}
 				return s.withdraw(ctx, fmt.Errorf("watch on %s closed", path))
+			}
+		case _, open := <-released:
+			if !open {
+				released = nil
+				continue
+			}
+			done, err := s.checkSuspended(ctx)
+			if err != nil && ctx.Err() == nil {
+				return s.withdraw(ctx, err)
+			}
+			if done && err == nil {
+				return nil
 			}
 		case <-timer.C:
 			return s.withdraw(ctx, ErrNotAcknowledged)
@@ -488,7 +512,7 @@ func (s *suspender) suspendEvtchn(ctx context.Context) error {
 	}
 	defer relW.Close()
 	if err := s.ev.Notify(s.localPort); err != nil {
-		return fmt.Errorf("notifying suspend event channel: %w", err)
+		return domErr("notifying suspend event channel", err)
 	}
 	s.c.log.DebugContext(ctx, "notified suspend event channel", "domain", s.dom)
 	fired := make(chan struct{}, 1)
@@ -523,10 +547,7 @@ func (s *suspender) suspendRemote(ctx context.Context) error {
 	}
 	defer relW.Close()
 	if err := s.c.hv.RemoteShutdown(ctx, s.dom, domctl.ShutdownSuspend); err != nil {
-		if isGone(err) {
-			return fmt.Errorf("%w: %w", ErrDomainGone, err)
-		}
-		return fmt.Errorf("remote shutdown for suspend: %w", err)
+		return domErr("remote shutdown for suspend", err)
 	}
 	s.c.log.DebugContext(ctx, "suspended by remote shutdown (no PV drivers)", "domain", s.dom)
 	return committedWait(ctx, s.waitSuspended(ctx, relW.Events(), nil))

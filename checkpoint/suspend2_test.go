@@ -205,3 +205,74 @@ func TestSuspendWithoutPVDrivers(t *testing.T) {
 		})
 	}
 }
+
+// TestSuspendDomainGoneBeforeRequest: a guest destroyed between the
+// Controller's first look and its request gives ErrDomainGone on every
+// path, not an untyped hypervisor error.
+func TestSuspendDomainGoneBeforeRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		kind   xensim.Kind
+		evtchn bool
+		irq    uint64
+	}{
+		{"xenstore", xensim.PV64, false, 1},
+		{"evtchn", xensim.PV64, true, 1},
+		{"remote", xensim.PVH, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil)
+			g := e.guest(t, xensim.GuestConfig{Kind: tc.kind, SuspendEventChannel: tc.evtchn})
+			ctx := testCtx(t)
+			dom := g.Domain()
+			if tc.kind == xensim.PVH {
+				require.NoError(t, e.hv.SetHVMParam(ctx, dom, abi.HVM_PARAM_CALLBACK_IRQ, tc.irq))
+			}
+			// The hook runs after the Controller's checks and before the
+			// request: the domain goes away in between.
+			e.c = checkpoint.New(e.hv, e.xs, &checkpoint.Config{
+				AckTimeout: e.cfg.AckTimeout, SuspendTimeout: e.cfg.SuspendTimeout, LockDir: e.cfg.LockDir,
+				Hooks: destroyHook{e: e},
+			})
+			err := e.c.Suspend(ctx, dom)
+			require.ErrorIs(t, err, checkpoint.ErrDomainGone)
+		})
+	}
+}
+
+// destroyHook destroys the domain from PreSuspend.
+type destroyHook struct {
+	checkpoint.NopHooks
+	e *env
+}
+
+func (h destroyHook) PreSuspend(ctx context.Context, dom domctl.DomID) error {
+	return h.e.hv.DestroyDomain(ctx, dom)
+}
+
+// TestCrashWhileAwaitingAck: a guest that crashes while the suspend
+// request is pending is reported with its reason at once (through
+// @releaseDomain), not as ErrNotAcknowledged after AckTimeout, and the
+// request is withdrawn.
+func TestCrashWhileAwaitingAck(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AckTimeout = 10 * time.Minute // outlasts the test's ctx
+	var e *env
+	var dom domctl.DomID
+	cfg.Logger = atStep("requested suspend", func() {
+		require.NoError(t, e.hv.RemoteShutdown(context.Background(), dom, domctl.ShutdownCrash))
+	})
+	e = newEnv(t, &cfg)
+	g := e.guest(t, xensim.GuestConfig{Behaviour: xensim.NeverAcknowledge})
+	dom = g.Domain()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := e.c.Suspend(ctx, dom)
+	var se *checkpoint.ShutdownError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, domctl.ShutdownCrash, se.Reason)
+	v, err := e.xs.Read(testCtx(t), "/local/domain/"+itoa(dom)+"/control/shutdown")
+	require.NoError(t, err)
+	assert.Empty(t, string(v), "request withdrawn")
+}
