@@ -226,12 +226,13 @@ func domErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// noSuspendCall reports an HVM guest that cannot be inside a suspend
-// hypercall, the guests via suspends by remote shutdown: one without PV
-// drivers (HVM_PARAM_CALLBACK_IRQ 0; libxc's modify_returncode leaves it
-// alone too) or one in an ACPI sleep state (HVM_PARAM_ACPI_S_STATE not 0;
-// its vCPUs sleep, and rax holds the guest's own value). Cancelling its
-// suspend is resumedomain alone, with no convention to follow.
+// noSuspendCall reports an HVM guest whose suspend leaves no return value
+// to set: one without PV drivers (HVM_PARAM_CALLBACK_IRQ 0: libxc's
+// modify_returncode leaves it alone, and an HVM one was suspended by
+// remote shutdown, not by a hypercall) or one in an ACPI sleep state
+// (HVM_PARAM_ACPI_S_STATE not 0: suspended by remote shutdown while its
+// vCPUs sleep, rax holding the guest's own value). Cancelling its suspend
+// is resumedomain alone, with no convention to follow.
 func (c *Controller) noSuspendCall(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) (bool, error) {
 	if !info.HVM() {
 		return false, nil
@@ -260,8 +261,9 @@ func (c *Controller) domainType(ctx context.Context, dom domctl.DomID, info domc
 // suspend asks the guest to suspend and waits until the domain is shut down
 // with SHUTDOWN_suspend. On every error return the guest was either never
 // asked, had its request withdrawn, or is not suspended: it is not left
-// suspended (if ctx ends after the guest acknowledged, a guard goroutine
-// resumes it should it still suspend; see settleAfterCancel).
+// suspended (if ctx ends or a wait times out once the request can no
+// longer be withdrawn, a guard goroutine resumes it should it still
+// suspend; see guard).
 func (s *suspender) suspend(ctx context.Context, resume func(context.Context) error) error {
 	info, err := s.checkState(ctx)
 	if err != nil {
