@@ -36,8 +36,11 @@ func optsFor(k xensim.Kind, conv xensim.Convention) checkpoint.ResumeOptions {
 }
 
 // TestCheckpointConventions: after a checkpoint every guest continues in
-// the same domain; seed guests see 0, Linux guests 1, legacy guests take
-// the slow resume (they see 0 and reconnect).
+// the same domain; seed guests see 0, Linux guests 1, legacy PV guests
+// take the slow resume (they see 0 and reconnect). A legacy PVH guest is
+// refused before it is touched: told 0 in its own domain an HVM guest
+// takes the restore path and crashes (Linux panics in register_vcpu_info,
+// seen on real Xen in the lab), so there is no slow resume for it.
 func TestCheckpointConventions(t *testing.T) {
 	forEachGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, conv xensim.Convention) {
 		ctx := testCtx(t)
@@ -45,6 +48,13 @@ func TestCheckpointConventions(t *testing.T) {
 		reconnects := g.Reconnects()
 		var img bytes.Buffer
 		res, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		if k == xensim.PVH && conv == xensim.ConventionLegacy {
+			require.ErrorIs(t, err, checkpoint.ErrNotCancellable)
+			assert.Zero(t, g.Suspends(), "refused before asking the guest to suspend")
+			assert.Zero(t, img.Len())
+			e.requireRunning(t, g)
+			return
+		}
 		require.NoError(t, err)
 		assert.Positive(t, img.Len())
 		assert.EqualValues(t, 64, res.Pages)
@@ -118,14 +128,23 @@ func TestRestoreConventions(t *testing.T) {
 	forEachGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, conv xensim.Convention) {
 		ctx := testCtx(t)
 		var img bytes.Buffer
-		_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		// A legacy PVH guest cannot continue after a checkpoint
+		// (TestCheckpointConventions): image it with a save instead.
+		inPlace := !(k == xensim.PVH && conv == xensim.ConventionLegacy)
+		id := g.ID()
+		var err error
+		if inPlace {
+			_, err = e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		} else {
+			_, err = e.c.Save(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: optsFor(k, conv)})
+		}
 		require.NoError(t, err)
 		snapCounter := g.Counter()
 		dom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), &checkpoint.RestoreOptions{Resume: optsFor(k, conv)})
 		require.NoError(t, err)
 		require.NotEqual(t, g.Domain(), dom)
 		r := e.host.Guest(dom)
-		assert.Equal(t, g.ID(), r.ID(), "same kernel")
+		assert.Equal(t, id, r.ID(), "same kernel")
 		require.NoError(t, r.WaitConnected(ctx))
 		e.requireRunning(t, r)
 		assert.Equal(t, xensim.GuestRunning, r.State())
@@ -144,9 +163,11 @@ func TestRestoreConventions(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, xensim.GrantEntry{Flags: abi.GTF_permit_access, Domain: 0, Frame: uint32(store)}, ge)
 		}
-		// The original keeps running too (it was a checkpoint).
-		e.requireRunning(t, g)
-		assert.GreaterOrEqual(t, g.Counter(), snapCounter)
+		if inPlace {
+			// The original keeps running too (it was a checkpoint).
+			e.requireRunning(t, g)
+			assert.GreaterOrEqual(t, g.Counter(), snapCounter)
+		}
 	})
 }
 
@@ -171,13 +192,22 @@ func TestRestoreMemoryEqualsSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	defer m.Close()
 	mem := m.Bytes()
+	types := make([]uint32, len(gfns))
+	require.NoError(t, e.hv.PageFrameTypes(ctx, dom, gfns, types))
 	for i, pfn := range gfns {
 		if pfn == simStartInfoPFN {
 			// Restore gives the guest a new store event channel in its
 			// start_info, as libxc's process_start_info does.
 			continue
 		}
-		if !bytes.Equal(pages[pfn], mem[i*4096:(i+1)*4096]) {
+		got := mem[i*4096 : (i+1)*4096]
+		if types[i]&abi.XEN_DOMCTL_PFINFO_LTABTYPE_MASK == abi.XEN_DOMCTL_PFINFO_L4TAB {
+			// The image has Xen's L4 slots (256 to 271) zeroed; pinning
+			// the restored table fills them with Xen's own entries.
+			got = append([]byte(nil), got...)
+			clear(got[256*8 : 272*8])
+		}
+		if !bytes.Equal(pages[pfn], got) {
 			t.Fatalf("pfn %d differs after restore", pfn)
 		}
 	}

@@ -78,17 +78,52 @@ func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domc
 // that translation is the identity on every guest this package restores
 // and on xensim, and is not done here.) HVM guests need nothing but
 // resumedomain.
+//
+// An HVM or PVH guest whose PV drivers made the suspend hypercall cannot be
+// slow-resumed: told 0 in the same domain it re-registers its vcpu_info,
+// Xen answers EINVAL and Linux panics ("register_vcpu_info failed", seen
+// on Xen 4.17 with Linux 6.1 in the QEMU lab). libxc's
+// xc_domain_resume_any refuses these guests too. slowResumeFixup returns
+// ErrNotCancellable for them and leaves the domain suspended.
 func (c *Controller) slowResumeFixup(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) error {
+	if info.HVM() {
+		// Only called for guests inside the hypercall (not noSuspendCall).
+		return errNoInPlaceResume
+	}
 	if err := c.setReturn(ctx, dom, info, 0, false); err != nil {
 		return err
-	}
-	if info.HVM() {
-		return nil
 	}
 	for v := uint32(1); v <= info.MaxVCPUID; v++ {
 		if err := c.hv.SetVCPUContext(ctx, dom, v, nil); err != nil {
 			return fmt.Errorf("resetting vCPU %d: %w", v, err)
 		}
+	}
+	return nil
+}
+
+// errNoInPlaceResume is why an HVM guest with PV drivers and no cancel
+// convention cannot continue in its domain after suspending.
+var errNoInPlaceResume = fmt.Errorf("%w: an HVM/PVH guest with PV drivers and no cancel convention cannot be resumed in its domain (it would take the restore path there and crash; libxc refuses it too)", ErrNotCancellable)
+
+// preflightCancel refuses, before anything touches the guest, an
+// operation that must end with the guest running in its own domain
+// (checkpoint, Remus) when that is impossible: an HVM or PVH guest with PV
+// drivers whose cancel convention is none (see slowResumeFixup). PV guests
+// are decided after the suspend, when their start_info magic[] is
+// readable, and can always be slow-resumed if the caller allows it.
+func (c *Controller) preflightCancel(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo, o *ResumeOptions) error {
+	if !info.HVM() {
+		return nil
+	}
+	if bare, err := c.noSuspendCall(ctx, dom, info); err != nil || bare {
+		return err // suspended without a hypercall: resumedomain suffices
+	}
+	conv, err := c.convention(ctx, dom, info, o)
+	if err != nil {
+		return err
+	}
+	if conv == magic.ConventionNone {
+		return errNoInPlaceResume
 	}
 	return nil
 }

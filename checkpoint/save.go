@@ -62,6 +62,11 @@ func (c *Controller) newSession(ctx context.Context, op string, dom domctl.DomID
 	if s.sh, err = c.shape(ctx, dom); err != nil {
 		return nil, err
 	}
+	if op == OpCheckpoint || op == OpRemus {
+		if err := c.preflightCancel(ctx, dom, s.info, &s.o.Resume); err != nil {
+			return nil, err
+		}
+	}
 	if s.susp, err = c.newSuspender(ctx, dom); err != nil {
 		return nil, err
 	}
