@@ -51,3 +51,41 @@ func TestKernelDeviceRefusals(t *testing.T) {
 	}()
 	require.NoError(t, c.Write(ctx, "/x", make([]byte, wire.PayloadMax-wire.HeaderSize-3)), "4080 bytes go through; the connection is usable")
 }
+
+// TestKernelDeviceOneRequestInFlight: through the xenbus device a
+// request is written only after the previous one is answered, even when
+// its caller gave up waiting.
+func TestKernelDeviceOneRequestInFlight(t *testing.T) {
+	a, d := net.Pipe()
+	c := NewClient(fakeXenbus{a}, nil)
+	t.Cleanup(func() { c.Close(); d.Close() })
+	read := func() (*wire.Msg, error) {
+		_ = d.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		return wire.ReadMsg(d, wire.PayloadMax)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errA := make(chan error, 1)
+	go func() {
+		_, err := c.Read(ctx, "/a")
+		errA <- err
+	}()
+	first, err := read()
+	require.NoError(t, err)
+	cancel()
+	assert.ErrorIs(t, <-errA, context.Canceled)
+
+	gotB := make(chan []byte, 1)
+	go func() {
+		v, err := c.Read(context.Background(), "/b")
+		assert.NoError(t, err)
+		gotB <- v
+	}()
+	_, err = read()
+	require.Error(t, err, "the second request waits for the first reply")
+	require.NoError(t, wire.WriteMsg(d, &wire.Msg{Type: wire.Read, ReqID: first.ReqID, Payload: []byte("late")}))
+	_ = d.SetReadDeadline(time.Now().Add(5 * time.Second))
+	second, err := wire.ReadMsg(d, wire.PayloadMax)
+	require.NoError(t, err)
+	require.NoError(t, wire.WriteMsg(d, &wire.Msg{Type: wire.Read, ReqID: second.ReqID, Payload: []byte("b")}))
+	assert.Equal(t, "b", string(<-gotB))
+}

@@ -300,6 +300,13 @@ func testPerms(t *testing.T, tg Target) {
 	assert.Equal(t, uint32(0), perms[0].Dom, "dom0 owns what it creates")
 
 	want := []xenstore.Perm{{Dom: 5, Access: xenstore.AccessBoth}, {Dom: 7, Access: xenstore.AccessRead}, {Dom: 9, Access: xenstore.AccessWrite}}
+	if tg.RealXen {
+		// Under the shim every domain exists; under Xen, domain 5
+		// does not, and cxenstored refuses it as an owner.
+		err := c.SetPerms(ctx, b+"/p", want)
+		assert.ErrorIs(t, err, syscall.ENOENT, "real Xen: SET_PERMS naming an owner domain that does not exist")
+		want = []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: 7, Access: xenstore.AccessRead}, {Dom: 9, Access: xenstore.AccessWrite}}
+	}
 	require.NoError(t, c.SetPerms(ctx, b+"/p", want))
 	perms, err = c.GetPerms(ctx, b+"/p")
 	require.NoError(t, err)
@@ -506,8 +513,14 @@ func testTransactionConflict(t *testing.T, tg Target) {
 
 func testTransactionErrors(t *testing.T, tg Target) {
 	r := tg.raw(t)
-	m := r.roundTrip(wire.TransactionEnd, 0, wire.Strings("T"))
-	assert.Equal(t, "ENOENT", errName(m), "TRANSACTION_END without tx_id: no such transaction")
+	var m *wire.Msg
+	if !tg.Xenbus {
+		// Linux's xenbus device passes this on but queues no reply
+		// to it (a WARN in xenbus_dev_queue_reply): the caller would
+		// wait forever. Not sent through it.
+		m = r.roundTrip(wire.TransactionEnd, 0, wire.Strings("T"))
+		assert.Equal(t, "ENOENT", errName(m), "TRANSACTION_END without tx_id: no such transaction")
+	}
 
 	m = r.roundTrip(wire.TransactionStart, 0, wire.Strings(""))
 	require.Equal(t, "", errName(m))
@@ -619,7 +632,7 @@ func testDomains(t *testing.T, tg Target) {
 	if tg.RealXen {
 		// The daemon asks the hypervisor about the domain first.
 		err := c.Introduce(ctx, dom, 0x1234, 3)
-		assert.ErrorIs(t, err, syscall.ENOENT, "real Xen: INTRODUCE of a domain that does not exist")
+		assert.ErrorIs(t, err, syscall.EINVAL, "real Xen: INTRODUCE of a domain that does not exist")
 		assert.ErrorIs(t, c.Release(ctx, dom), syscall.ENOENT, "RELEASE of an unknown domain")
 		return
 	}
