@@ -57,6 +57,9 @@ const (
 	OpMMUUpdate         = "mmu_update"
 	OpMMUExtOp          = "mmuext_op"
 	OpGrantSetupTable   = "grant_table_op setup_table"
+	OpSetExtVCPUContext = "set_ext_vcpucontext"
+	OpSetVCPUExtState   = "setvcpuextstate"
+	OpSetVCPUMSRs       = "set_vcpu_msrs"
 )
 
 // OpError is the error of a failed hypervisor operation. Err is usually a

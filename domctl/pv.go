@@ -157,3 +157,58 @@ func (c *Conn) GrantTableFrames(ctx context.Context, dom DomID, n uint32) ([]uin
 	}
 	return frames, nil
 }
+
+// SetExtVCPUContext is XEN_DOMCTL_set_ext_vcpucontext: blob is the
+// xen_domctl_ext_vcpucontext a getter returned (as an
+// X86_PV_VCPU_EXTENDED record carries it, vcpu and size included), copied
+// into the domctl's union as libxc does.
+func (c *Conn) SetExtVCPUContext(ctx context.Context, dom DomID, blob []byte) error {
+	if len(blob) == 0 || len(blob) > abi.DomctlUnionSize {
+		return newOpError(OpSetExtVCPUContext, dom, fmt.Errorf("extended vCPU context of %d bytes: %w", len(blob), syscall.EINVAL))
+	}
+	return newOpError(OpSetExtVCPUContext, dom, c.domctl(ctx, abi.XEN_DOMCTL_set_ext_vcpucontext, dom, func(d *abi.Domctl) {
+		copy(d.U[:], blob)
+	}, nil))
+}
+
+// SetVCPUExtState is XEN_DOMCTL_setvcpuextstate: vCPU vcpu's xsave area
+// (an X86_PV_VCPU_XSAVE record's blob: xcr0, xcr0_accum, then the area).
+func (c *Conn) SetVCPUExtState(ctx context.Context, dom DomID, vcpu uint32, blob []byte) error {
+	if len(blob) == 0 {
+		return newOpError(OpSetVCPUExtState, dom, syscall.EINVAL)
+	}
+	buf, err := c.alloc(len(blob))
+	if err != nil {
+		return newOpError(OpSetVCPUExtState, dom, err)
+	}
+	defer c.free(buf)
+	copy(buf, blob)
+	return newOpError(OpSetVCPUExtState, dom, c.domctl(ctx, abi.XEN_DOMCTL_setvcpuextstate, dom, func(d *abi.Domctl) {
+		p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
+		p.VCPU = vcpu
+		p.Size = uint64(len(blob))
+		p.Buffer = abi.BufferPointer(buf)
+	}, nil))
+}
+
+// SetVCPUMSRs is XEN_DOMCTL_set_vcpu_msrs: blob is an array of
+// xen_domctl_vcpu_msr (16 bytes each), as an X86_PV_VCPU_MSRS record
+// carries it.
+func (c *Conn) SetVCPUMSRs(ctx context.Context, dom DomID, vcpu uint32, blob []byte) error {
+	size := int(unsafe.Sizeof(abi.DomctlVCPUMSR{}))
+	if len(blob) == 0 || len(blob)%size != 0 {
+		return newOpError(OpSetVCPUMSRs, dom, fmt.Errorf("MSR list of %d bytes: %w", len(blob), syscall.EINVAL))
+	}
+	buf, err := c.alloc(len(blob))
+	if err != nil {
+		return newOpError(OpSetVCPUMSRs, dom, err)
+	}
+	defer c.free(buf)
+	copy(buf, blob)
+	return newOpError(OpSetVCPUMSRs, dom, c.domctl(ctx, abi.XEN_DOMCTL_set_vcpu_msrs, dom, func(d *abi.Domctl) {
+		p := abi.DomctlPayload[abi.DomctlVCPUMSRs](d)
+		p.VCPU = vcpu
+		p.MSRCount = uint32(len(blob) / size)
+		p.Msrs = abi.BufferPointer(buf)
+	}, nil))
+}

@@ -172,3 +172,48 @@ func TestVCPUContextPVAccessors(t *testing.T) {
 	assert.EqualValues(t, 9, v32.GDTFrame(1))
 	assert.Equal(t, 16, domctl.GDTFrameSlots)
 }
+
+func TestSetExtendedVCPUStateGolden(t *testing.T) {
+	var gotXSave, gotMSRs []byte
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		if op != abi.HYPERVISOR_domctl {
+			return 0, syscall.ENOSYS
+		}
+		d := domctlIn(args, mem)
+		switch d.Cmd {
+		case abi.XEN_DOMCTL_setvcpuextstate:
+			p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
+			gotXSave = append([]byte(nil), mem(p.Buffer.Addr(), int(p.Size))...)
+		case abi.XEN_DOMCTL_set_vcpu_msrs:
+			p := abi.DomctlPayload[abi.DomctlVCPUMSRs](d)
+			gotMSRs = append([]byte(nil), mem(p.Msrs.Addr(), int(p.MSRCount)*16)...)
+		}
+		return 0, nil
+	})
+	ctx := context.Background()
+
+	ext := []byte{1, 0, 0, 0, 0x18, 0, 0, 0, 0xaa, 0xbb}
+	require.NoError(t, c.SetExtVCPUContext(ctx, 5, ext))
+	d := domctlOf(t, r.calls[0])
+	assert.EqualValues(t, 42, d.Cmd, "XEN_DOMCTL_set_ext_vcpucontext")
+	assert.EqualValues(t, 5, d.Domain)
+	assert.Equal(t, ext, d.U[:len(ext)], "the blob is the union, as libxc's memcpy")
+	assert.ErrorIs(t, c.SetExtVCPUContext(ctx, 5, make([]byte, 129)), syscall.EINVAL)
+
+	xsave := []byte("xcr0....accum...area")
+	require.NoError(t, c.SetVCPUExtState(ctx, 5, 1, xsave))
+	d = domctlOf(t, r.calls[1])
+	assert.EqualValues(t, 62, d.Cmd, "XEN_DOMCTL_setvcpuextstate")
+	// struct xen_domctl_vcpuextstate: u32 vcpu, pad, u64 xfeature_mask, u64 size, handle buffer.
+	assert.Equal(t, append(unhex(t, `01000000 00000000`), append(le64(0), le64(uint64(len(xsave)))...)...), d.U[:24])
+	assert.Equal(t, xsave, gotXSave)
+
+	msrs := append(append(unhex(t, `480000c0 00000000`), le64(0x1234)...), append(unhex(t, `03010000 00000000`), le64(1)...)...)
+	require.NoError(t, c.SetVCPUMSRs(ctx, 5, 2, msrs))
+	d = domctlOf(t, r.calls[2])
+	assert.EqualValues(t, 73, d.Cmd, "XEN_DOMCTL_set_vcpu_msrs")
+	// struct xen_domctl_vcpu_msrs: u32 vcpu, u32 msr_count, handle msrs.
+	assert.Equal(t, unhex(t, `02000000 02000000`), d.U[:8])
+	assert.Equal(t, msrs, gotMSRs)
+	assert.ErrorIs(t, c.SetVCPUMSRs(ctx, 5, 2, msrs[:20]), syscall.EINVAL)
+}

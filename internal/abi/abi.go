@@ -73,7 +73,7 @@ const DomctlUnionSize = 128
 type payload interface {
 	DomctlCreateDomain | DomctlGetDomainInfo | DomctlGetPageFrameInfo3 |
 		DomctlShadowOp | DomctlMaxMem | DomctlMaxVCPUs | DomctlVCPUContext | DomctlHVMContext |
-		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe
+		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe | DomctlVCPUExtState | DomctlVCPUMSRs
 }
 
 // DomctlPayload returns d's union u viewed as the payload type T, for

@@ -69,6 +69,9 @@ func init() {
 	reg[abi.SchedShutdown]("SchedShutdown")
 	reg[abi.SchedRemoteShutdown]("SchedRemoteShutdown")
 	reg[abi.MMUUpdate]("MMUUpdate")
+	reg[abi.DomctlVCPUExtState]("DomctlVCPUExtState")
+	reg[abi.DomctlVCPUMSRs]("DomctlVCPUMSRs")
+	reg[abi.DomctlVCPUMSR]("DomctlVCPUMSR")
 	reg[abi.MMUExtOp]("MMUExtOp")
 	reg[abi.GnttabSetupTable]("GnttabSetupTable")
 	reg[abi.SharedInfoX86_64]("SharedInfoX86_64")
@@ -159,7 +162,7 @@ func TestLayoutFacts(t *testing.T) {
 	// Every union payload fits in the union.
 	for _, n := range []string{"DomctlCreateDomain", "DomctlGetDomainInfo", "DomctlGetPageFrameInfo3",
 		"DomctlShadowOp", "DomctlMaxMem", "DomctlVCPUContext", "DomctlHVMContext",
-		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe"} {
+		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe", "DomctlVCPUExtState", "DomctlVCPUMSRs"} {
 		assert.LessOrEqualf(t, structTypes[n].Size(), uintptr(abi.DomctlUnionSize), "%s fits xen_domctl.u", n)
 	}
 }

@@ -45,6 +45,8 @@ var restored = map[string]string{
 	"IoctlEvtchnBindUnboundPort.Domain": "remote_domain",
 	"SchedRemoteShutdown.Id":            "domain_id",
 	"HVMSaveHeader.Khz":                 "gtsc_khz",
+	"DomctlVCPUExtState.Mask":           "xfeature_mask",
+	"DomctlVCPUMSRs.Count":              "msr_count",
 	"VCPUInfoX86_64.Upcall_pending":     "evtchn_upcall_pending",
 	"VCPUInfoX86_64.Upcall_mask":        "evtchn_upcall_mask",
 	"VCPUInfoX86_64.Pending_sel":        "evtchn_pending_sel",

@@ -138,28 +138,37 @@ type DomctlTSCInfo C.struct_xen_domctl_tsc_info
 
 type DomctlSubscribe C.struct_xen_domctl_subscribe
 
+type DomctlVCPUExtState C.struct_xen_domctl_vcpuextstate
+
+type DomctlVCPUMSRs C.struct_xen_domctl_vcpu_msrs
+
+type DomctlVCPUMSR C.struct_xen_domctl_vcpu_msr
+
 const (
 	XEN_DOMCTL_INTERFACE_VERSION = C.XEN_DOMCTL_INTERFACE_VERSION
 
-	XEN_DOMCTL_createdomain      = C.XEN_DOMCTL_createdomain
-	XEN_DOMCTL_destroydomain     = C.XEN_DOMCTL_destroydomain
-	XEN_DOMCTL_pausedomain       = C.XEN_DOMCTL_pausedomain
-	XEN_DOMCTL_unpausedomain     = C.XEN_DOMCTL_unpausedomain
-	XEN_DOMCTL_getdomaininfo     = C.XEN_DOMCTL_getdomaininfo
-	XEN_DOMCTL_shadow_op         = C.XEN_DOMCTL_shadow_op
-	XEN_DOMCTL_max_mem           = C.XEN_DOMCTL_max_mem
-	XEN_DOMCTL_max_vcpus         = C.XEN_DOMCTL_max_vcpus
-	XEN_DOMCTL_setvcpucontext    = C.XEN_DOMCTL_setvcpucontext
-	XEN_DOMCTL_getvcpucontext    = C.XEN_DOMCTL_getvcpucontext
-	XEN_DOMCTL_resumedomain      = C.XEN_DOMCTL_resumedomain
-	XEN_DOMCTL_subscribe         = C.XEN_DOMCTL_subscribe
-	XEN_DOMCTL_gethvmcontext     = C.XEN_DOMCTL_gethvmcontext
-	XEN_DOMCTL_sethvmcontext     = C.XEN_DOMCTL_sethvmcontext
-	XEN_DOMCTL_set_address_size  = C.XEN_DOMCTL_set_address_size
-	XEN_DOMCTL_get_address_size  = C.XEN_DOMCTL_get_address_size
-	XEN_DOMCTL_gettscinfo        = C.XEN_DOMCTL_gettscinfo
-	XEN_DOMCTL_settscinfo        = C.XEN_DOMCTL_settscinfo
-	XEN_DOMCTL_getpageframeinfo3 = C.XEN_DOMCTL_getpageframeinfo3
+	XEN_DOMCTL_createdomain        = C.XEN_DOMCTL_createdomain
+	XEN_DOMCTL_destroydomain       = C.XEN_DOMCTL_destroydomain
+	XEN_DOMCTL_pausedomain         = C.XEN_DOMCTL_pausedomain
+	XEN_DOMCTL_unpausedomain       = C.XEN_DOMCTL_unpausedomain
+	XEN_DOMCTL_getdomaininfo       = C.XEN_DOMCTL_getdomaininfo
+	XEN_DOMCTL_shadow_op           = C.XEN_DOMCTL_shadow_op
+	XEN_DOMCTL_max_mem             = C.XEN_DOMCTL_max_mem
+	XEN_DOMCTL_max_vcpus           = C.XEN_DOMCTL_max_vcpus
+	XEN_DOMCTL_setvcpucontext      = C.XEN_DOMCTL_setvcpucontext
+	XEN_DOMCTL_getvcpucontext      = C.XEN_DOMCTL_getvcpucontext
+	XEN_DOMCTL_resumedomain        = C.XEN_DOMCTL_resumedomain
+	XEN_DOMCTL_subscribe           = C.XEN_DOMCTL_subscribe
+	XEN_DOMCTL_gethvmcontext       = C.XEN_DOMCTL_gethvmcontext
+	XEN_DOMCTL_sethvmcontext       = C.XEN_DOMCTL_sethvmcontext
+	XEN_DOMCTL_set_address_size    = C.XEN_DOMCTL_set_address_size
+	XEN_DOMCTL_get_address_size    = C.XEN_DOMCTL_get_address_size
+	XEN_DOMCTL_gettscinfo          = C.XEN_DOMCTL_gettscinfo
+	XEN_DOMCTL_settscinfo          = C.XEN_DOMCTL_settscinfo
+	XEN_DOMCTL_getpageframeinfo3   = C.XEN_DOMCTL_getpageframeinfo3
+	XEN_DOMCTL_set_ext_vcpucontext = C.XEN_DOMCTL_set_ext_vcpucontext
+	XEN_DOMCTL_setvcpuextstate     = C.XEN_DOMCTL_setvcpuextstate
+	XEN_DOMCTL_set_vcpu_msrs       = C.XEN_DOMCTL_set_vcpu_msrs
 
 	XEN_DOMCTL_CDF_hvm            = C.XEN_DOMCTL_CDF_hvm
 	XEN_DOMCTL_CDF_hap            = C.XEN_DOMCTL_CDF_hap

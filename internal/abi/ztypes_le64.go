@@ -229,28 +229,53 @@ type DomctlSubscribe struct {
 	Port uint32
 }
 
+type DomctlVCPUExtState struct {
+	_            structs.HostLayout
+	VCPU         uint32
+	XfeatureMask uint64
+	Size         uint64
+	Buffer       Pointer
+}
+
+type DomctlVCPUMSRs struct {
+	_        structs.HostLayout
+	VCPU     uint32
+	MSRCount uint32
+	Msrs     Pointer
+}
+
+type DomctlVCPUMSR struct {
+	_        structs.HostLayout
+	Index    uint32
+	Reserved uint32
+	Value    uint64
+}
+
 const (
 	XEN_DOMCTL_INTERFACE_VERSION = 0x15
 
-	XEN_DOMCTL_createdomain      = 0x1
-	XEN_DOMCTL_destroydomain     = 0x2
-	XEN_DOMCTL_pausedomain       = 0x3
-	XEN_DOMCTL_unpausedomain     = 0x4
-	XEN_DOMCTL_getdomaininfo     = 0x5
-	XEN_DOMCTL_shadow_op         = 0xa
-	XEN_DOMCTL_max_mem           = 0xb
-	XEN_DOMCTL_max_vcpus         = 0xf
-	XEN_DOMCTL_setvcpucontext    = 0xc
-	XEN_DOMCTL_getvcpucontext    = 0xd
-	XEN_DOMCTL_resumedomain      = 0x1b
-	XEN_DOMCTL_subscribe         = 0x1d
-	XEN_DOMCTL_gethvmcontext     = 0x21
-	XEN_DOMCTL_sethvmcontext     = 0x22
-	XEN_DOMCTL_set_address_size  = 0x23
-	XEN_DOMCTL_get_address_size  = 0x24
-	XEN_DOMCTL_gettscinfo        = 0x3b
-	XEN_DOMCTL_settscinfo        = 0x3c
-	XEN_DOMCTL_getpageframeinfo3 = 0x3d
+	XEN_DOMCTL_createdomain        = 0x1
+	XEN_DOMCTL_destroydomain       = 0x2
+	XEN_DOMCTL_pausedomain         = 0x3
+	XEN_DOMCTL_unpausedomain       = 0x4
+	XEN_DOMCTL_getdomaininfo       = 0x5
+	XEN_DOMCTL_shadow_op           = 0xa
+	XEN_DOMCTL_max_mem             = 0xb
+	XEN_DOMCTL_max_vcpus           = 0xf
+	XEN_DOMCTL_setvcpucontext      = 0xc
+	XEN_DOMCTL_getvcpucontext      = 0xd
+	XEN_DOMCTL_resumedomain        = 0x1b
+	XEN_DOMCTL_subscribe           = 0x1d
+	XEN_DOMCTL_gethvmcontext       = 0x21
+	XEN_DOMCTL_sethvmcontext       = 0x22
+	XEN_DOMCTL_set_address_size    = 0x23
+	XEN_DOMCTL_get_address_size    = 0x24
+	XEN_DOMCTL_gettscinfo          = 0x3b
+	XEN_DOMCTL_settscinfo          = 0x3c
+	XEN_DOMCTL_getpageframeinfo3   = 0x3d
+	XEN_DOMCTL_set_ext_vcpucontext = 0x2a
+	XEN_DOMCTL_setvcpuextstate     = 0x3e
+	XEN_DOMCTL_set_vcpu_msrs       = 0x49
 
 	XEN_DOMCTL_CDF_hvm            = 0x1
 	XEN_DOMCTL_CDF_hap            = 0x2
