@@ -71,7 +71,7 @@ func BenchmarkPageBatchCopy(b *testing.B) {
 	for i := range gfns {
 		gfns[i] = uint64(i)
 	}
-	_, err = h.x.populate(d.id, gfns)
+	_, err = h.x.populate(d.id, gfns, nil, false)
 	require.NoError(b, err)
 	d.mem.with(func(all []byte) {
 		for i := range pages {
@@ -110,7 +110,7 @@ func BenchmarkMemmove(b *testing.B) {
 	for i := range gfns {
 		gfns[i] = uint64(i)
 	}
-	_, err = h.x.populate(d.id, gfns)
+	_, err = h.x.populate(d.id, gfns, nil, false)
 	require.NoError(b, err)
 	dst := make([]byte, batch*PageSize)
 	b.SetBytes(pages * PageSize)

@@ -58,14 +58,23 @@ type domain struct {
 	// immutable after creation until the domain is gone.
 	mem       *guestMem
 	populated []uint64 // bitmap of populated gfns
-	// Frame 0 of the domain's (v1) grant table while it is not in the
-	// physmap; grantGFN is where XENMEM_add_to_physmap put it (grantMapped).
-	grantFrame  [PageSize]byte
+	// Frame 0 of the domain's (v1) grant table lives in the memfd page
+	// mem.grantPage() while it is not in the physmap; grantGFN is where
+	// XENMEM_add_to_physmap put it (grantMapped).
 	grantGFN    uint64
 	grantMapped bool
 	totPages    uint64
 	maxGPFN     uint64 // highest gfn ever populated
-	mappings    int    // live foreign mappings
+
+	// PV frames (pv.go). machine: the domain's frames are machine frames
+	// (MFN != PFN), translated by mfnOf (pfn -> mfn) and pfnOf (the
+	// host's M2P for this domain's frames). ptype holds the page-table
+	// type of a pfn (XEN_DOMCTL_PFINFO_L*TAB, | LPINTAB when pinned).
+	machine  bool
+	mfnOf    map[uint64]uint64
+	pfnOf    map[uint64]uint64
+	ptype    map[uint64]uint32
+	mappings int // live foreign mappings
 
 	// Log-dirty: the bitmap words are updated atomically so that guest
 	// writes need no lock.

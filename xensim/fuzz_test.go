@@ -20,7 +20,7 @@ func FuzzHypercall(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := h.x.populate(d.id, []uint64{0, 1, 2, 3}); err != nil {
+	if _, err := h.x.populate(d.id, []uint64{0, 1, 2, 3}, nil, false); err != nil {
 		f.Fatal(err)
 	}
 	b := h.Backend()

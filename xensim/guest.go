@@ -199,21 +199,22 @@ const (
 
 	headerMagic = "XSIMKRN1"
 
-	hMagic      = 0  // [8]byte headerMagic
-	hKernelID   = 8  // u64
-	hKind       = 16 // u32 Kind
-	hConvention = 20 // u32 Convention
-	hBehaviour  = 24 // u32 Behaviour
-	hFlags      = 28 // u32 flag bits
-	hDirtyRate  = 32 // u64 pages/s
-	hCounter    = 40 // u64 incremented every tick
-	hReconnects = 48 // u64 xenstore reconnections after a new-domain resume
-	hLastReturn = 56 // i64 last value the suspend hypercall returned
-	hSuspends   = 64 // u64 suspend hypercalls made
-	hState      = 72 // u32: 0 running, 1 inside the suspend hypercall
-	hPages      = 80 // u64 memory size in frames
-	hCursor     = 88 // u64 next data page to dirty
-	hTickNs     = 96 // u64 tick period
+	hMagic      = 0   // [8]byte headerMagic
+	hKernelID   = 8   // u64
+	hKind       = 16  // u32 Kind
+	hConvention = 20  // u32 Convention
+	hBehaviour  = 24  // u32 Behaviour
+	hFlags      = 28  // u32 flag bits
+	hDirtyRate  = 32  // u64 pages/s
+	hCounter    = 40  // u64 incremented every tick
+	hReconnects = 48  // u64 xenstore reconnections after a new-domain resume
+	hLastReturn = 56  // i64 last value the suspend hypercall returned
+	hSuspends   = 64  // u64 suspend hypercalls made
+	hState      = 72  // u32: 0 running, 1 inside the suspend hypercall
+	hPages      = 80  // u64 end of the data pages (PV: page tables and p2m lie above)
+	hCursor     = 88  // u64 next data page to dirty
+	hTickNs     = 96  // u64 tick period
+	hPVPages    = 104 // u64 PV: memory size the page tables and p2m cover (pv.go); 0: none
 
 	flagSuspendEvtchn = 1 << 0
 
@@ -608,8 +609,13 @@ func (k *kernel) suspend() {
 	d.putHeaderLE64(hSuspends, n+1)
 	d.putHeaderLE32(hState, stateSuspending)
 	rdx := uint64(0)
-	if !d.hvm {
-		rdx = startInfoPFN // the simulator's p2m is the identity: mfn == pfn
+	if l, ok := k.pvLayout(); ok {
+		// Linux's xen_pv_pre_suspend: start_info's store and console
+		// frames become pfns, and the hypercall gets start_info's MFN.
+		k.canonicalise(l, false)
+		d.mem.with(func(all []byte) { rdx = l.p2mEntry(all, startInfoPFN) })
+	} else if !d.hvm {
+		rdx = startInfoPFN
 	}
 	k.state.Store(int32(GuestSuspended))
 	_ = x.shutdown(d.id, shutdownSuspend, rdx, true)
@@ -660,19 +666,30 @@ func (k *kernel) returned(sameDomain bool) {
 	case ConventionLegacy:
 		cancelled = false
 	}
+	l, pv := k.pvLayout()
 	if cancelled {
 		if !sameDomain {
 			k.state.Store(int32(GuestBroken))
+		} else if pv {
+			k.canonicalise(l, true) // xen_pv_post_suspend(cancelled)
 		}
 		return
 	}
 	// A new domain: re-read start_info (PV); a guest whose start_info
-	// did not survive cannot find its xenstore ring.
+	// did not survive cannot find its xenstore ring: its store frame
+	// must be the MFN its (toolstack-updated) p2m gives the store pfn.
 	if !d.hvm {
-		if si, err := k.startInfo(); err != nil || si.StoreMFN != storePFN {
+		want := uint64(storePFN)
+		if pv {
+			d.mem.with(func(all []byte) { want = l.p2mEntry(all, storePFN) })
+		}
+		if si, err := k.startInfo(); err != nil || si.StoreMFN != want {
 			k.state.Store(int32(GuestBroken))
 			return
 		}
+	}
+	if pv {
+		d.mem.with(func(all []byte) { l.rebuildP2MRoot(all, d.mem.sharedInfoPage()) })
 	}
 	r, _ := d.headerLE64(hReconnects)
 	d.putHeaderLE64(hReconnects, r+1)

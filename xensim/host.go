@@ -22,6 +22,12 @@ type Config struct {
 	// can hold (the highest populatable gfn + 1). Memory is sparse, so
 	// only populated frames cost RAM. Zero means 1<<20 (4 GiB).
 	PhysmapFrames uint64
+	// PVFrames is how PV domains' frames are numbered: PVFramesMachine
+	// as on real Xen (machine frames distinct from the guest's pfns,
+	// which a toolstack must translate through the guest's p2m), or
+	// PVFramesIdentity (MFN == PFN). PVFramesDefault is identity for now,
+	// as the project's restore does not yet translate.
+	PVFrames PVFrames
 }
 
 // Host is a simulated Xen host: the hypervisor with dom0, an embedded
@@ -56,7 +62,13 @@ func NewHost(cfg *Config) (*Host, error) {
 	default:
 		return nil, fmt.Errorf("xensim: unsupported Xen version %d", c.Version)
 	}
-	h := &Host{x: newXen(c.Version, c.PhysmapFrames)}
+	if c.PVFrames == PVFramesDefault {
+		c.PVFrames = defaultPVFrames
+	}
+	if c.PVFrames > PVFramesIdentity {
+		return nil, fmt.Errorf("xensim: unknown PV frame model %d", c.PVFrames)
+	}
+	h := &Host{x: newXen(c.Version, c.PhysmapFrames, c.PVFrames)}
 	h.xs = xenstoretest.NewServer(&xenstoretest.Config{Domains: domainStates{h.x}})
 	h.x.domExc = h.xs.DomainChanged
 	h.x.boot = h.boot
@@ -198,6 +210,14 @@ func (h *Host) CreateGuest(ctx context.Context, cfg GuestConfig) (*Guest, error)
 	if cfg.Name == "" {
 		cfg.Name = "guest" + strconv.Itoa(int(d.id))
 	}
+	if cfg.Kind != PVH {
+		// Room for the page tables and p2m above at least 4 data pages.
+		w := 8
+		if cfg.Kind == PV32 {
+			w = 4
+		}
+		cfg.Pages = max(cfg.Pages, firstDataPFN+4+pvReserved(cfg.Pages, w))
+	}
 	h.x.mu.Lock()
 	if cfg.Kind == PV32 {
 		d.addrBits = 32
@@ -208,7 +228,7 @@ func (h *Host) CreateGuest(ctx context.Context, cfg GuestConfig) (*Guest, error)
 	for i := range gfns {
 		gfns[i] = uint64(i)
 	}
-	if n, err := h.x.populate(d.id, gfns); err != nil || n != len(gfns) {
+	if n, err := h.x.populate(d.id, gfns, nil, false); err != nil || n != len(gfns) {
 		return fail(fmt.Errorf("populating guest memory: %d of %d pages: %v", n, len(gfns), err))
 	}
 	if err := h.loadKernel(d, cfg, kid); err != nil {
@@ -253,6 +273,15 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 		NrPTFrames:  0,
 		FirstP2MPFN: 0,
 	}
+	dataEnd, pvPages := cfg.Pages, uint64(0)
+	var pvl pvLayout
+	if !d.hvm {
+		pvl = newPVLayout(cfg.Pages, width)
+		dataEnd, pvPages = pvl.base, cfg.Pages
+		h.x.mu.Lock()
+		si.StoreMFN, si.ConsoleMFN = d.pfnFrame(storePFN), d.pfnFrame(consolePFN)
+		h.x.mu.Unlock()
+	}
 	var err error
 	d.mem.with(func(all []byte) {
 		hdr := all[headerPFN*PageSize : (headerPFN+1)*PageSize]
@@ -263,7 +292,8 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 		putLE32(hdr[hBehaviour:], uint32(cfg.Behaviour))
 		putLE32(hdr[hFlags:], flags)
 		putLE64(hdr[hDirtyRate:], uint64(max(cfg.DirtyRate, 0)))
-		putLE64(hdr[hPages:], cfg.Pages)
+		putLE64(hdr[hPages:], dataEnd)
+		putLE64(hdr[hPVPages:], pvPages)
 		putLE64(hdr[hCursor:], 0)
 		putLE64(hdr[hTickNs:], uint64(tick))
 		err = si.EncodeTo(all[startInfoPFN*PageSize:(startInfoPFN+1)*PageSize], width)
@@ -277,6 +307,10 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 		d.hvmParams[abi.HVM_PARAM_CALLBACK_IRQ] = 1 // PV drivers present
 		d.hvmParams[abi.HVM_PARAM_STORE_PFN] = storePFN
 		d.hvmParams[abi.HVM_PARAM_CONSOLE_PFN] = consolePFN
+		return nil
+	}
+	if err := d.buildPV(pvl); err != nil {
+		return fmt.Errorf("building page tables: %w", err)
 	}
 	return nil
 }

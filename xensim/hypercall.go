@@ -128,6 +128,12 @@ func (b *backend) Hypercall(op uint64, args [5]uint64) (uint64, error) {
 		return 0, x.hvmOp(args[0], args[1])
 	case abi.HYPERVISOR_sched_op:
 		return 0, x.schedOp(args[0], args[1])
+	case abi.HYPERVISOR_mmu_update:
+		return 0, x.mmuUpdate(args[0], args[1], args[2], args[3])
+	case abi.HYPERVISOR_mmuext_op:
+		return 0, x.mmuExtOp(args[0], args[1], args[2], args[3])
+	case abi.HYPERVISOR_grant_table_op:
+		return 0, x.grantTableOp(args[0], args[1], args[2])
 	}
 	return 0, errENOSYS
 }
@@ -477,13 +483,19 @@ func (x *xen) memoryOp(cmd, arg uint64) (uint64, error) {
 		}
 		ext := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), r.NrExtents)
 		done := 0
-		for _, base := range ext {
+		for e, base := range ext {
 			n := uint64(1) << r.ExtentOrder
 			gfns := make([]uint64, n)
 			for i := range gfns {
 				gfns[i] = base + uint64(i)
 			}
-			k, err := x.populate(domctl.DomID(r.DomID), gfns)
+			frames := make([]uint64, n)
+			k, err := x.populate(domctl.DomID(r.DomID), gfns, frames, n > 1)
+			if k > 0 {
+				// Xen writes the extent's first frame back: the MFN for a
+				// PV guest, the gfn (unchanged) otherwise.
+				ext[e] = frames[0]
+			}
 			if err != nil {
 				if done == 0 {
 					return 0, err

@@ -137,9 +137,10 @@ func newGuestMem(limit uint64) (*guestMem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating guest memory: %w", err)
 	}
-	// One page past the physmap holds the domain's shared_info page.
-	size := int64(limit) << pageShift
-	if err := unix.Ftruncate(fd, size+PageSize); err != nil {
+	// Two pages past the physmap hold the domain's Xen pages: shared_info
+	// (page limit) and frame 0 of its grant table (page limit+1).
+	size := int64(limit+xenPages) << pageShift
+	if err := unix.Ftruncate(fd, size); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("sizing guest memory: %w", err)
 	}
@@ -150,6 +151,15 @@ func newGuestMem(limit uint64) (*guestMem, error) {
 	}
 	return &guestMem{fd: fd, limit: limit, all: all}, nil
 }
+
+// xenPages is the number of Xen-owned pages after the physmap in a
+// domain's memfd: shared_info, then grant-table frame 0.
+const xenPages = 2
+
+// sharedInfoPage and grantPage are the Xen pages of the domain (page
+// numbers in the memfd, past the physmap).
+func (m *guestMem) sharedInfoPage() uint64 { return m.limit }
+func (m *guestMem) grantPage() uint64      { return m.limit + 1 }
 
 func (m *guestMem) page(gfn uint64) []byte {
 	off := gfn << pageShift
@@ -192,8 +202,8 @@ func (m *guestMem) close() {
 type foreignMapping struct {
 	dom   *domain
 	mem   []byte
-	gfns  []uint64
-	phys  []bool // mapped and in the physmap (log-dirty tracks it)
+	gfns  []uint64 // the pfn of each frame (phys), for log-dirty
+	phys  []bool   // mapped and in the physmap (log-dirty tracks it)
 	write bool
 }
 

@@ -18,7 +18,14 @@ func munmap(b []byte) error { return unix.Munmap(b) }
 // first gfn beyond the physmap or once tot_pages would exceed max_pages.
 // Populating an already-populated gfn replaces the page with a zeroed one,
 // as Xen does after freeing the old page.
-func (x *xen) populate(id domctl.DomID, gfns []uint64) (int, error) {
+//
+// For a PV domain with machine frames (PVFramesMachine) the gfns are the
+// pfns the new frames get in the M2P, as in Xen for a non-translated
+// guest, and frames[i] receives the MFN backing gfns[i] (Xen writes it
+// back into extent_start); run gives the frames consecutive MFNs (an
+// extent of order > 0). For other domains frames[i] = gfns[i]. frames may
+// be nil.
+func (x *xen) populate(id domctl.DomID, gfns, frames []uint64, run bool) (int, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d, err := x.lookupLocked(id)
@@ -38,17 +45,37 @@ func (x *xen) populate(id domctl.DomID, gfns []uint64) (int, error) {
 		runLen = 0
 	}
 	defer flush()
+	runMFN := invalidMFN
+	if run && d.machine {
+		runMFN = x.allocMFNRun(uint64(len(gfns)))
+	}
+	back := func(i int, gfn uint64) {
+		f := gfn
+		if d.machine {
+			m := invalidMFN
+			if runMFN != invalidMFN {
+				m = runMFN + uint64(i)
+			}
+			f = x.backPFN(d, gfn, m)
+		}
+		if frames != nil {
+			frames[i] = f
+		}
+	}
 	for i, gfn := range gfns {
 		if gfn >= d.mem.limit {
 			return i, nil
 		}
 		if d.isPopulated(gfn) {
 			clear(d.mem.page(gfn))
+			delete(d.ptype, gfn)
+			back(i, gfn)
 			continue
 		}
 		if d.maxPages != 0 && d.totPages >= d.maxPages {
 			return i, nil
 		}
+		back(i, gfn)
 		d.populated[gfn/64] |= 1 << (gfn % 64)
 		d.totPages++
 		if gfn > d.maxGPFN {
@@ -74,8 +101,10 @@ func (x *xen) maximumGPFN(id domctl.DomID) (uint64, error) {
 	return d.maxGPFN, nil
 }
 
-// pageTypes implements getpageframeinfo3: each entry is replaced by its
-// type: NOTAB for a populated data page, XTAB for a hole.
+// pageTypes implements getpageframeinfo3: each entry (a frame: an MFN of a
+// PV domain with machine frames, else a gfn) is replaced by its type:
+// L1TAB..L4TAB (| LPINTAB if pinned) for a PV page-table page, NOTAB for
+// another page of the domain, XTAB for a hole or a frame it does not own.
 func (x *xen) pageTypes(id domctl.DomID, arr []uint64) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -83,9 +112,9 @@ func (x *xen) pageTypes(id domctl.DomID, arr []uint64) error {
 	if err != nil {
 		return err
 	}
-	for i, gfn := range arr {
-		if d.isPopulated(gfn) {
-			arr[i] = pfinfoNOTAB
+	for i, f := range arr {
+		if pfn, ok := d.framePFN(f); ok {
+			arr[i] = pfinfoNOTAB | uint64(d.ptype[pfn])
 		} else {
 			arr[i] = pfinfoXTAB
 		}
@@ -222,18 +251,26 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 		x.mu.Unlock()
 		return nil, err
 	}
-	// File page of each frame: the gfn itself, or the page past the
-	// physmap for the shared_info frame (a Xen page, not in the physmap).
+	// File page of each frame: its pfn, or a page past the physmap for
+	// the shared_info frame and (PV) the grant-table frame (Xen pages,
+	// not in the physmap). Page-table pages are never mapped writable.
+	write := prot&domctl.ProtWrite != 0
 	ok := make([]bool, len(gfns))
 	phys := make([]bool, len(gfns)) // in the physmap: tracked by log-dirty
 	fpage := make([]uint64, len(gfns))
 	si := sharedInfoFrame(d)
-	for i, gfn := range gfns {
+	for i, f := range gfns {
+		if pfn, own := d.framePFN(f); own {
+			if !write || d.ptype[pfn] == 0 {
+				ok[i], phys[i], fpage[i] = true, true, pfn
+			}
+			continue
+		}
 		switch {
-		case d.isPopulated(gfn):
-			ok[i], phys[i], fpage[i] = true, true, gfn
-		case gfn == si:
-			ok[i], fpage[i] = true, d.mem.limit
+		case f == si:
+			ok[i], fpage[i] = true, d.mem.sharedInfoPage()
+		case !d.hvm && f == grantFrameMFN(d):
+			ok[i], fpage[i] = true, d.mem.grantPage()
 		}
 	}
 	d.mappings++ // keeps the memfd alive
@@ -260,7 +297,6 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 	if prot&domctl.ProtRead != 0 {
 		uprot |= unix.PROT_READ
 	}
-	write := prot&domctl.ProtWrite != 0
 	if write {
 		uprot |= unix.PROT_WRITE
 	}
@@ -286,11 +322,11 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 		}
 		i = j
 	}
-	m := &foreignMapping{dom: d, mem: mem, gfns: append([]uint64(nil), gfns...), phys: phys, write: write}
+	m := &foreignMapping{dom: d, mem: mem, gfns: fpage, phys: phys, write: write}
 	if write {
-		for i, gfn := range gfns {
+		for i, pfn := range fpage {
 			if phys[i] {
-				d.markDirty(gfn)
+				d.markDirty(pfn)
 			}
 		}
 	}
@@ -347,7 +383,7 @@ func (x *xen) mapGrantTable(id domctl.DomID, idx, gfn uint64) error {
 	}
 	d.populated[gfn/64] |= 1 << (gfn % 64)
 	d.mem.allocate(gfn, 1)
-	copy(d.mem.page(gfn), d.grantFrame[:])
+	copy(d.mem.page(gfn), d.mem.page(d.mem.grantPage()))
 	d.grantGFN, d.grantMapped = gfn, true
 	return nil
 }
@@ -365,8 +401,11 @@ func (x *xen) removeFromPhysmap(id domctl.DomID, gfn uint64) error {
 	if !d.isPopulated(gfn) {
 		return errEINVAL
 	}
+	if !d.grantMapped || gfn != d.grantGFN {
+		d.dropPFN(gfn)
+	}
 	if d.grantMapped && gfn == d.grantGFN {
-		copy(d.grantFrame[:], d.mem.page(gfn))
+		copy(d.mem.page(d.mem.grantPage()), d.mem.page(gfn))
 		d.grantMapped = false
 	} else if d.totPages > 0 {
 		d.totPages--
@@ -387,7 +426,7 @@ func (x *xen) grantEntry(id domctl.DomID, ref int) (flags, dom uint16, frame uin
 	if ref < 0 || ref >= PageSize/8 {
 		return 0, 0, 0, errEINVAL
 	}
-	e := d.grantFrame[ref*8:]
+	e := d.mem.page(d.mem.grantPage())[ref*8:]
 	if d.grantMapped {
 		e = d.mem.page(d.grantGFN)[ref*8:]
 	}

@@ -19,6 +19,12 @@ type xen struct {
 	limit   uint64 // physmap limit in frames for new domains
 	nextID  domctl.DomID
 
+	// Machine frames (pv.go): how PV domains' frames are numbered, and
+	// the allocators of the host-wide machine frame space.
+	pvFrames PVFrames
+	nextMFN  uint64 // order-0 frames handed out so far
+	nextRun  uint64 // next frame of the contiguous (order > 0) region
+
 	bufs bufferRegistry
 
 	mapMu    sync.Mutex
@@ -35,8 +41,10 @@ type xen struct {
 	boot func(d *domain)
 }
 
-func newXen(v Version, limit uint64) *xen {
+func newXen(v Version, limit uint64, frames PVFrames) *xen {
 	return &xen{
+		pvFrames: frames,
+		nextRun:  mfnRunBase,
 		doms:     map[domctl.DomID]*domain{},
 		version:  v,
 		limit:    limit,
@@ -77,6 +85,10 @@ func (x *xen) createDomain(id domctl.DomID, hvm bool, maxVCPUs int, handle [16]b
 		return nil, errEEXIST
 	}
 	d := x.newDomainLocked(id, hvm, maxVCPUs, handle, mem)
+	if !hvm && x.pvFrames == PVFramesMachine {
+		d.machine = true
+		d.mfnOf, d.pfnOf = map[uint64]uint64{}, map[uint64]uint64{}
+	}
 	d.controllerPause = 1 // Xen creates domains paused by the toolstack
 	d.stateChanged()
 	return d, nil
@@ -92,6 +104,7 @@ func (x *xen) newDomainLocked(id domctl.DomID, hvm bool, maxVCPUs int, handle [1
 		maxVCPUs:     maxVCPUs,
 		vcpus:        make([]vcpu, maxVCPUs),
 		hvmParams:    map[uint32]uint64{},
+		ptype:        map[uint64]uint32{},
 		shutdownCode: shutdownCodeInvalid,
 		ports:        map[uint32]*evtPort{},
 		nextPort:     1,
