@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/xenckpt/xenckpt/checkpoint/stream"
 )
@@ -64,7 +65,9 @@ func configFor(sh guestShape, handle [16]byte, name string) domainConfig {
 	}
 	dc.BInfo.MaxVCPUs = sh.MaxVCPUs
 	for v := range sh.MaxVCPUs {
-		dc.BInfo.AvailVCPUs = append(dc.BInfo.AvailVCPUs, v)
+		if !slices.Contains(sh.OfflineVCPUs, v) {
+			dc.BInfo.AvailVCPUs = append(dc.BInfo.AvailVCPUs, v)
+		}
 	}
 	dc.BInfo.MaxMemKB = sh.MaxMemKB
 	dc.BInfo.TargetMemKB = sh.MaxMemKB

@@ -208,6 +208,10 @@ type guestShape struct {
 	MaxGPFN  uint64
 	MaxVCPUs uint32
 	MaxMemKB uint64
+	// OfflineVCPUs are the PV vCPUs down when the operation began: left
+	// out of the config's avail_vcpus, as libxl_retrieve_domain_configuration
+	// does (HVM: unknown here, all listed).
+	OfflineVCPUs []uint32
 }
 
 func (c *Controller) shape(ctx context.Context, dom domctl.DomID) (guestShape, error) {
@@ -226,6 +230,15 @@ func (c *Controller) shape(ctx context.Context, dom domctl.DomID) (guestShape, e
 			return sh, fmt.Errorf("getting address size: %w", err)
 		}
 		sh.Width = bits / 8
+		for v := range sh.MaxVCPUs {
+			vc, err := c.hv.VCPUContext(ctx, dom, v, sh.Width)
+			if err != nil {
+				return sh, fmt.Errorf("getting vCPU %d context: %w", v, err)
+			}
+			if !vcpuOnline(vc) {
+				sh.OfflineVCPUs = append(sh.OfflineVCPUs, v)
+			}
+		}
 	}
 	if sh.MaxGPFN, err = c.hv.MaxGPFN(ctx, dom); err != nil {
 		return sh, fmt.Errorf("getting maximum gpfn: %w", err)

@@ -72,7 +72,7 @@ func TestEvtchnSuspendWatchesReleaseDomain(t *testing.T) {
 			g := e.guest(t, xensim.GuestConfig{Kind: tc.kind, Behaviour: tc.b, SuspendEventChannel: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+			_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, &checkpoint.SaveOptions{Resume: optsFor(tc.kind, xensim.ConventionSeed)})
 			require.Error(t, err)
 			require.NotErrorIs(t, err, context.DeadlineExceeded, "the wait missed @releaseDomain")
 			if tc.b == xensim.Disappear {
@@ -95,19 +95,21 @@ func TestEvtchnTimeoutLeavesGuestRunning(t *testing.T) {
 	cfg.SuspendTimeout = 300 * time.Millisecond
 	e := newEnv(t, &cfg)
 	// A PVH guest that ignores the notification (it is suspended late
-	// below by a remote shutdown: registers stay as they are).
-	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PVH, Behaviour: xensim.NeverAcknowledge, SuspendEventChannel: true})
+	// below by a remote shutdown: registers stay as they are). It has a
+	// cancel convention: an HVM guest without one is refused up front.
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PVH, Convention: xensim.ConventionLinux, Behaviour: xensim.NeverAcknowledge, SuspendEventChannel: true})
 	ctx := testCtx(t)
-	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	opts := &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)}
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, opts)
 	require.ErrorIs(t, err, checkpoint.ErrNotSuspended)
-	_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, opts)
 	require.ErrorIs(t, err, checkpoint.ErrBusy, "the guard holds the domain")
 
 	// The guest suspends after all: the guard resumes it.
 	require.NoError(t, e.hv.RemoteShutdown(ctx, g.Domain(), domctl.ShutdownSuspend))
 	require.NoError(t, e.c.Wait(ctx))
 	e.requireRunning(t, g)
-	_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, nil)
+	_, err = e.c.Checkpoint(ctx, g.Domain(), &bytes.Buffer{}, opts)
 	require.ErrorIs(t, err, checkpoint.ErrNotSuspended, "the guard released the domain")
 	require.NoError(t, e.c.Wait(ctx))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,6 +66,8 @@ func TestOfflineVCPUs(t *testing.T) {
 			_, err := e.c.Checkpoint(ctx, dom, &img, nil)
 			require.NoError(t, err)
 			assert.Equal(t, []uint32{0, 2}, vcpuRecords(t, img.Bytes()), "online vCPUs only")
+			avail := regexp.MustCompile(`"avail_vcpus":\[[0-9,]*\]`).Find(img.Bytes()[:min(img.Len(), 1024)])
+			assert.Equal(t, `"avail_vcpus":[0,2]`, string(avail), "the xl config lists the online vCPUs")
 			e.requireRunning(t, g)
 			info, err := e.hv.DomainInfo(ctx, dom)
 			require.NoError(t, err)
