@@ -47,7 +47,13 @@ func badGuestConfig(tb testing.TB) *checkpoint.Config {
 
 func newEnv(tb testing.TB, cfg *checkpoint.Config) *env {
 	tb.Helper()
-	host, err := xensim.NewHost(nil)
+	return newEnvOn(tb, nil, cfg)
+}
+
+// newEnvOn is newEnv on a host configured by hostCfg.
+func newEnvOn(tb testing.TB, hostCfg *xensim.Config, cfg *checkpoint.Config) *env {
+	tb.Helper()
+	host, err := xensim.NewHost(hostCfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = host.Close() })
 	hv, err := domctl.NewConn(host.Backend(), nil)

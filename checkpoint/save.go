@@ -89,6 +89,9 @@ func (s *session) open(ctx context.Context, w io.Writer) error {
 	}
 	s.sink = sink
 	s.mem = newMemCopier(s.c.hv, s.dom, sink)
+	if !s.sh.HVM {
+		return s.openPV(ctx, sink)
+	}
 	return nil
 }
 
@@ -142,25 +145,21 @@ func (s *session) close(ctx context.Context, cause error) error {
 
 // precopy turns log-dirty on and runs the live rounds; it returns the set
 // the final round must add.
+//
+// A PV guest whose hypervisor has no log-dirty mode for it (Xen built
+// without shadow paging, as Debian's) is copied non-live instead: nil
+// pending, log-dirty off.
 func (s *session) precopy(ctx context.Context) ([]uint64, error) {
 	if err := s.c.hv.EnableLogDirty(ctx, s.dom); err != nil {
+		if !s.sh.HVM && !isGone(err) {
+			s.c.log.WarnContext(ctx, "no log-dirty mode for this PV guest: copying it suspended (non-live)",
+				"domain", s.dom, "error", err)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("enabling log-dirty: %w", err)
 	}
 	s.logDirty = true
-	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res, s.checkFrames)
-}
-
-// checkFrames runs after a full pass over the pfns. It catches a PV guest
-// on a hypervisor where its pfns are not the frames this package maps: on
-// real Xen a PV guest's frames are machine frames, found through its p2m,
-// which this package does not translate (see the package doc), so nearly
-// every pfn reads as a hole and the image would be silently empty.
-func (s *session) checkFrames() error {
-	if s.sh.HVM || s.info.TotPages == 0 || s.mem.dataPages*2 >= s.info.TotPages {
-		return nil
-	}
-	return fmt.Errorf("%w: PV guest of %d pages has data in only %d of its pfns; its frames are machine frames here and the p2m is not translated",
-		ErrUnsupportedGuest, s.info.TotPages, s.mem.dataPages)
+	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res, func() error { return nil })
 }
 
 // suspend suspends the guest and records when.
@@ -180,6 +179,7 @@ func (s *session) suspend(ctx context.Context) error {
 // checkpoint; plain ones end the stream.
 func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool) error {
 	p0 := s.mem.pages
+	s.mem.final = true
 	if s.logDirty {
 		bitmap := make([]uint64, len(pending))
 		if len(bitmap) == 0 {
@@ -191,6 +191,7 @@ func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool
 		for i := range pending {
 			bitmap[i] |= pending[i]
 		}
+		s.mem.addRetries(bitmap)
 		if err := s.mem.sendBitmap(ctx, bitmap); err != nil {
 			return err
 		}
@@ -198,13 +199,17 @@ func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool
 		if err := s.mem.sendRange(ctx, s.sh.MaxGPFN+1); err != nil {
 			return err
 		}
-		if err := s.checkFrames(); err != nil {
-			return err
-		}
 	}
 	st, err := s.c.captureState(ctx, s.dom, s.sh)
 	if err != nil {
 		return err
+	}
+	if s.mem.pv != nil {
+		for _, v := range st.VCPUs {
+			if err := s.mem.pv.normaliseVCPU(v.ID, v.Ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.sink.state(st); err != nil {
 		return fmt.Errorf("writing domain state: %w", err)

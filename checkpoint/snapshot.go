@@ -19,6 +19,7 @@ const batchPages = 1024
 // XEN_DOMCTL_PFINFO_* as getpageframeinfo3 returns them (type in bits
 // 31-28), as nibbles.
 const (
+	pfinfoXTAB     = abi.XEN_DOMCTL_PFINFO_XTAB >> abi.XEN_DOMCTL_PFINFO_LTAB_SHIFT
 	pfinfoShift    = abi.XEN_DOMCTL_PFINFO_LTAB_SHIFT
 	pfinfoPinned   = abi.XEN_DOMCTL_PFINFO_LPINTAB >> pfinfoShift
 	pfinfoMaxPlain = abi.XEN_DOMCTL_PFINFO_L4TAB >> pfinfoShift
@@ -58,6 +59,15 @@ type memCopier struct {
 	pages     uint64 // pages sent (with or without data)
 	bytes     uint64 // page bytes sent
 	dataPages uint64 // pages sent with data
+
+	// PV guests (pv_save.go): the p2m that turns pfns into the machine
+	// frames to map, and page-table normalisation. final: the guest is
+	// suspended (a bad page table is an error, not a retry).
+	pv      *pvMemory
+	final   bool
+	frames  []uint64
+	scratch []byte
+	retry   []uint64 // pfns sent as XTAB while running, to send again
 }
 
 func newMemCopier(hv Hypervisor, dom domctl.DomID, sink imageSink) *memCopier {
@@ -90,15 +100,22 @@ func (m *memCopier) flush(ctx context.Context) error {
 		return err
 	}
 	types := m.types[:n]
-	if err := m.hv.PageFrameTypes(ctx, m.dom, m.gfns, types); err != nil {
-		return fmt.Errorf("getting page types of %d frames from %#x: %w", n, m.gfns[0], err)
+	frames := m.gfns
+	if m.pv != nil {
+		frames = m.pvFrames()
+	}
+	if err := m.hv.PageFrameTypes(ctx, m.dom, frames, types); err != nil {
+		return fmt.Errorf("getting page types of %d frames from %#x: %w", n, frames[0], err)
 	}
 	m.data = m.data[:0]
 	nib := m.nib[:n]
 	for i, t := range types {
 		nib[i] = uint8(t >> pfinfoShift)
+		if frames[i] == invalidFrame {
+			nib[i] = pfinfoXTAB
+		}
 		if pageHasData(nib[i]) {
-			m.data = append(m.data, m.gfns[i])
+			m.data = append(m.data, frames[i])
 		}
 	}
 	var mem []byte
@@ -109,13 +126,18 @@ func (m *memCopier) flush(ctx context.Context) error {
 		}
 		defer mp.Close()
 		mem = mp.Bytes()
+		if m.pv != nil {
+			if mem, err = m.normalisePV(nib, mem); err != nil {
+				return err
+			}
+		}
 	}
 	if err := m.sink.pages(m.gfns, nib, mem); err != nil {
 		return fmt.Errorf("writing page data: %w", err)
 	}
 	m.pages += uint64(n)
-	m.dataPages += uint64(len(m.data))
-	m.bytes += uint64(len(m.data)) * pageSize
+	m.dataPages += uint64(len(mem) / pageSize)
+	m.bytes += uint64(len(mem))
 	m.gfns = m.gfns[:0]
 	return nil
 }

@@ -1,0 +1,364 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
+)
+
+// ErrBadFrame is returned when a suspended PV guest's p2m, page tables or
+// vCPU state name a machine frame outside its pseudo-physical memory (the
+// image would not be restorable), or its p2m cannot be read.
+var ErrBadFrame = errors.New("PV guest names a frame it does not own")
+
+// errRetryPage: a page table of a running guest names a frame outside its
+// p2m (an update in flight); it is sent again once the guest is suspended.
+var errRetryPage = errors.New("page table changed while copying")
+
+const invalidFrame = ^uint64(0)
+
+// Offsets in shared_info's arch part and the vCPU contexts, from the
+// generated structs.
+var (
+	si64MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.MaxPFN))
+	si64FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.PFNToMFNFrameListList))
+	si64P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MCr3))
+	si64P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MVaddr))
+	si32MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.MaxPFN))
+	si32FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.PFNToMFNFrameListList))
+	si32P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MCr3))
+	si32P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MVaddr))
+
+	vc64Edx    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_64{}.Rdx))
+	vc64GDT    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTFrames))
+	vc64GDTEnt = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTEnts))
+	vc64CR     = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.Ctrlreg))
+	vc32Edx    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_32{}.Edx))
+	vc32GDT    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.GDTFrames))
+	vc32GDTEnt = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.GDTEnts))
+	vc32CR     = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.Ctrlreg))
+)
+
+// Page-table entry bits (64-bit and PAE entries alike).
+const (
+	ptePresent = 1 << 0
+	ptePSE     = 1 << 7
+	pteFrame   = 0x000ffffffffff000
+	// The L4 slots libxc clears in a 64-bit guest's top-level table:
+	// HYPERVISOR_VIRT_START_X86_64 to _END (inclusive), Xen's mappings,
+	// which the restoring Xen rebuilds.
+	xenL4First = 256
+	xenL4Last  = 272
+	// A 32-bit PAE guest's L2 that maps the compat M2P has Xen's entries
+	// from HYPERVISOR_VIRT_START_X86_32 to _END (>> L2 shift, & 511).
+	xenPAEL2First = 0xF5800000 >> 21 & 511
+	xenPAEL2Last  = 0xFC000000 >> 21 & 511
+	// FIRST_RESERVED_GDT_ENTRY: a PV guest's GDT has at most 14 frames.
+	maxGDTEntries = 14 * 512
+)
+
+// pvMemory is a PV guest's pseudo-physical memory as the save sees it:
+// its p2m (pfn -> machine frame), read from guest memory the way libxc
+// does, and the inverse.
+type pvMemory struct {
+	width  int // 8 or 4
+	levels int // 4, or 3 (PAE)
+	p2m    []uint64
+	m2p    map[uint64]uint64
+	// leaves are the pfns of the p2m's frames (X86_PV_P2M_FRAMES).
+	leaves []uint64
+}
+
+func (p *pvMemory) maxPFN() uint64 { return uint64(len(p.p2m)) - 1 }
+
+// pfn translates a machine frame of the guest; false if it is not one.
+func (p *pvMemory) pfn(mfn uint64) (uint64, bool) {
+	pfn, ok := p.m2p[mfn]
+	return pfn, ok
+}
+
+// field reads a width-sized little-endian field.
+func field(b []byte, off, width int) uint64 {
+	if width == 4 {
+		return uint64(binary.LittleEndian.Uint32(b[off:]))
+	}
+	return binary.LittleEndian.Uint64(b[off:])
+}
+
+func setField(b []byte, off, width int, v uint64) {
+	if width == 4 {
+		binary.LittleEndian.PutUint32(b[off:], uint32(v))
+		return
+	}
+	binary.LittleEndian.PutUint64(b[off:], v)
+}
+
+// validMFN: Linux marks p2m entries of holes ~0 and of identity or
+// foreign frames with the top two bits of the word.
+func validMFN(v uint64, width int) bool {
+	if width == 4 {
+		return v&0xC0000000 == 0
+	}
+	return v&(3<<62) == 0
+}
+
+// cr3MFN decodes a cr3 value (xen_cr3_to_pfn): 32-bit PAE guests fold
+// frames above 2^20 into the low bits.
+func cr3MFN(cr3 uint64, width int) uint64 {
+	if width == 4 {
+		c := uint32(cr3)
+		return uint64(c>>12 | c<<20)
+	}
+	return cr3 >> 12
+}
+
+func mfnCR3(mfn uint64, width int) uint64 {
+	if width == 4 {
+		m := uint32(mfn)
+		return uint64(m<<12 | m>>20)
+	}
+	return mfn << 12
+}
+
+// readPVMemory maps the guest's shared_info and its p2m: the virtual
+// linear list through the guest's page tables when shared_info names one
+// (p2m_cr3 != 0, what Linux publishes), else the 3-level frame-list tree.
+func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedInfo uint64, width int) (*pvMemory, error) {
+	mp, err := mapFrames(ctx, hv, dom, domctl.ProtRead, []uint64{sharedInfo})
+	if err != nil {
+		return nil, fmt.Errorf("%w: mapping shared info frame %#x: %w", ErrBadFrame, sharedInfo, err)
+	}
+	si := append([]byte(nil), mp.Bytes()[:pageSize]...)
+	if err := mp.Close(); err != nil {
+		return nil, err
+	}
+	p := &pvMemory{width: width, levels: 4}
+	offMax, offFLL, offCR3, offVA := si64MaxPFN, si64FLL, si64P2MCR3, si64P2MVA
+	if width == 4 {
+		p.levels = 3
+		offMax, offFLL, offCR3, offVA = si32MaxPFN, si32FLL, si32P2MCR3, si32P2MVA
+	}
+	maxPFN := field(si, offMax, width)
+	if maxPFN == 0 || maxPFN > 1<<36 {
+		return nil, fmt.Errorf("%w: shared_info max_pfn %#x", ErrBadFrame, maxPFN)
+	}
+	fpp := uint64(pageSize / width)
+	nLeaves := (maxPFN-1)/fpp + 1
+	var leafMFNs []uint64
+	if cr3 := field(si, offCR3, width); cr3 != 0 {
+		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3MFN(cr3, width), field(si, offVA, width), nLeaves)
+	} else {
+		leafMFNs, err = p.walkTree(ctx, hv, dom, field(si, offFLL, width), nLeaves)
+	}
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := readFrames(ctx, hv, dom, leafMFNs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mapping p2m leaves: %w", ErrBadFrame, err)
+	}
+	p.p2m = make([]uint64, maxPFN)
+	p.m2p = make(map[uint64]uint64, maxPFN)
+	for pfn := range p.p2m {
+		v := field(leaves, pfn*width, width)
+		if !validMFN(v, width) {
+			p.p2m[pfn] = invalidFrame
+			continue
+		}
+		p.p2m[pfn] = v
+		p.m2p[v] = uint64(pfn)
+	}
+	for i, m := range leafMFNs {
+		pfn, ok := p.pfn(m)
+		if !ok {
+			return nil, fmt.Errorf("%w: p2m frame %d is mfn %#x, not in the p2m", ErrBadFrame, i, m)
+		}
+		p.leaves = append(p.leaves, pfn)
+	}
+	return p, nil
+}
+
+// readFrames copies frames (machine frame numbers) out of the guest.
+func readFrames(ctx context.Context, hv Hypervisor, dom domctl.DomID, mfns []uint64) ([]byte, error) {
+	if len(mfns) == 0 {
+		return nil, nil
+	}
+	mp, err := mapFrames(ctx, hv, dom, domctl.ProtRead, mfns)
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), mp.Bytes()[:len(mfns)*pageSize]...)
+	return out, mp.Close()
+}
+
+// walkTree reads the frame-list list and frame lists: the MFNs of the
+// first n p2m leaves.
+func (p *pvMemory) walkTree(ctx context.Context, hv Hypervisor, dom domctl.DomID, fll, n uint64) ([]uint64, error) {
+	fpp := uint64(pageSize / p.width)
+	if fll == 0 || !validMFN(fll, p.width) {
+		return nil, fmt.Errorf("%w: p2m frame-list list mfn %#x", ErrBadFrame, fll)
+	}
+	nfl := (n-1)/fpp + 1
+	if nfl > fpp {
+		return nil, fmt.Errorf("%w: p2m of %d frames too large for its tree", ErrBadFrame, n)
+	}
+	top, err := readFrames(ctx, hv, dom, []uint64{fll})
+	if err != nil {
+		return nil, fmt.Errorf("%w: mapping p2m frame-list list %#x: %w", ErrBadFrame, fll, err)
+	}
+	fls := make([]uint64, nfl)
+	for i := range fls {
+		if fls[i] = field(top, i*p.width, p.width); fls[i] == 0 || !validMFN(fls[i], p.width) {
+			return nil, fmt.Errorf("%w: p2m frame list %d is mfn %#x", ErrBadFrame, i, fls[i])
+		}
+	}
+	mid, err := readFrames(ctx, hv, dom, fls)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mapping p2m frame lists: %w", ErrBadFrame, err)
+	}
+	leaves := make([]uint64, n)
+	for i := range leaves {
+		if leaves[i] = field(mid, i*p.width, p.width); leaves[i] == 0 || !validMFN(leaves[i], p.width) {
+			return nil, fmt.Errorf("%w: p2m leaf %d is mfn %#x", ErrBadFrame, i, leaves[i])
+		}
+	}
+	return leaves, nil
+}
+
+// walkLinear walks the guest's page tables from the p2m's own cr3 for
+// the virtual range [va, va + n pages): the MFNs of the n p2m leaves.
+func (p *pvMemory) walkLinear(ctx context.Context, hv Hypervisor, dom domctl.DomID, root, va, n uint64) ([]uint64, error) {
+	mask := uint64(1)<<48 - 1
+	if p.width == 4 {
+		mask = 1<<32 - 1
+	}
+	end := va + n*pageSize - 1
+	if end < va || end&^mask != 0 && end&^mask != ^mask {
+		return nil, fmt.Errorf("%w: p2m virtual range %#x+%d pages", ErrBadFrame, va, n)
+	}
+	tables := []uint64{root}
+	var off uint64 // virtual address the first table's first entry maps
+	for level := p.levels; level > 0; level-- {
+		data, err := readFrames(ctx, hv, dom, tables)
+		if err != nil {
+			return nil, fmt.Errorf("%w: mapping level-%d page tables of the p2m list: %w", ErrBadFrame, level, err)
+		}
+		shift := uint(9*level + 3)
+		first := ((va - off) & mask) >> shift
+		last := ((end - off) & mask) >> shift
+		if (last+1)*8 > uint64(len(data)) {
+			return nil, fmt.Errorf("%w: p2m list walk out of range at level %d", ErrBadFrame, level)
+		}
+		next := make([]uint64, 0, last-first+1)
+		for i := first; i <= last; i++ {
+			e := binary.LittleEndian.Uint64(data[i*8:])
+			if e&ptePresent == 0 || (level > 1 && e&ptePSE != 0) {
+				return nil, fmt.Errorf("%w: p2m list not mapped by 4 KiB pages at level %d", ErrBadFrame, level)
+			}
+			next = append(next, (e&pteFrame)>>12)
+		}
+		tables = next
+		off = va & ((mask >> shift) << shift)
+	}
+	return tables, nil
+}
+
+// normalise rewrites the page table src (PFINFO level lvl) into dst:
+// Xen's slots cleared and every present entry's MFN replaced by its PFN,
+// as libxc's normalise_pagetable.
+func (p *pvMemory) normalise(dst, src []byte, lvl uint8) error {
+	xenFirst, xenLast := -1, -1
+	switch {
+	case p.levels == 4 && lvl == 4:
+		xenFirst, xenLast = xenL4First, xenL4Last
+	case p.levels == 3 && lvl == 4:
+		return fmt.Errorf("%w: L4 table in a 32-bit guest", ErrBadFrame)
+	case p.levels == 3 && lvl == 3:
+		xenFirst, xenLast = 4, 511
+	case p.levels == 3 && lvl == 2:
+		// libxc compares with the compat M2P's first frame; a present
+		// entry there that is not the guest's is Xen's.
+		e := binary.LittleEndian.Uint64(src[xenPAEL2First*8:])
+		if _, own := p.pfn((e & pteFrame) >> 12); e&ptePresent != 0 && !own {
+			xenFirst, xenLast = xenPAEL2First, xenPAEL2Last
+		}
+	}
+	for i := range pageSize / 8 {
+		e := binary.LittleEndian.Uint64(src[i*8:])
+		if i >= xenFirst && i <= xenLast {
+			e = 0
+		}
+		if e&ptePresent != 0 {
+			if lvl > 1 && e&ptePSE != 0 {
+				return fmt.Errorf("%w: superpage in L%d[%d] (%#x)", ErrUnsupportedGuest, lvl, i, e)
+			}
+			pfn, ok := p.pfn((e & pteFrame) >> 12)
+			if !ok {
+				return fmt.Errorf("%w: L%d[%d] = %#x", errRetryPage, lvl, i, e)
+			}
+			e = e&^pteFrame | pfn<<12
+		}
+		binary.LittleEndian.PutUint64(dst[i*8:], e)
+	}
+	return nil
+}
+
+// normaliseVCPU turns the machine frames of a suspended PV vCPU's context
+// into pfns, as libxc's write_one_vcpu_basic: vCPU0's edx (the start_info
+// frame of the suspend hypercall), the GDT frames, cr3 and (64-bit) cr1.
+// Frames of a vCPU never started (zero) are left alone.
+func (p *pvMemory) normaliseVCPU(id uint32, ctx []byte) error {
+	w := p.width
+	edx, gdt, gdtEnts, cr := vc64Edx, vc64GDT, vc64GDTEnt, vc64CR
+	if w == 4 {
+		edx, gdt, gdtEnts, cr = vc32Edx, vc32GDT, vc32GDTEnt, vc32CR
+	}
+	if len(ctx) < cr+8*w {
+		return fmt.Errorf("%w: vCPU %d context of %d bytes", ErrBadFrame, id, len(ctx))
+	}
+	conv := func(what string, mfn uint64) (uint64, error) {
+		pfn, ok := p.pfn(mfn)
+		if !ok {
+			return 0, fmt.Errorf("%w: vCPU %d's %s is mfn %#x", ErrBadFrame, id, what, mfn)
+		}
+		return pfn, nil
+	}
+	if id == 0 {
+		pfn, err := conv("suspend record (start_info in edx)", field(ctx, edx, w))
+		if err != nil {
+			return err
+		}
+		setField(ctx, edx, w, pfn)
+	}
+	n := field(ctx, gdtEnts, w)
+	if n > maxGDTEntries {
+		return fmt.Errorf("%w: vCPU %d has %d GDT entries", ErrBadFrame, id, n)
+	}
+	for i := range int((n + 511) / 512) {
+		pfn, err := conv(fmt.Sprintf("GDT frame %d", i), field(ctx, gdt+i*w, w))
+		if err != nil {
+			return err
+		}
+		setField(ctx, gdt+i*w, w, pfn)
+	}
+	if cr3 := field(ctx, cr+3*w, w); cr3 != 0 {
+		pfn, err := conv("cr3", cr3MFN(cr3, w))
+		if err != nil {
+			return err
+		}
+		setField(ctx, cr+3*w, w, mfnCR3(pfn, w))
+	}
+	if cr1 := field(ctx, cr+w, w); p.levels == 4 && cr1 != 0 {
+		pfn, err := conv("cr1", cr1>>12)
+		if err != nil {
+			return err
+		}
+		setField(ctx, cr+w, w, 1|pfn<<12)
+	}
+	return nil
+}
