@@ -88,6 +88,24 @@
 // ErrNoCheckpoint, *ShutdownError (errors.As; carries the reason), and
 // context errors.
 //
+// # Restoring PV guests
+//
+// A PV guest's frames are machine frames, so Restore follows libxc's x86
+// PV restore. Every pfn of the image gets a new machine frame
+// (XENMEM_populate_physmap returns it), and page-table pages are localised
+// before they are written: each present entry's pfn becomes the new mfn,
+// Xen's L4 slots stay empty, superpages are refused. At the end of the
+// stream shared_info is filled as libxc does; vCPU0's start_info is
+// fixed up (its own frame, the store and console rings and their new
+// event channels, nr_pages, shared_info); each vCPU's context is set with
+// cr3, the user cr3 and the GDT frames turned into machine frames, then
+// its EXTENDED, XSAVE and MSRS records; the pinned page tables are pinned
+// by level (MMUEXT_PIN_L*_TABLE); the guest's own p2m frames
+// (X86_PV_P2M_FRAMES) receive the new pfn-to-mfn map; and the reserved
+// grant entries are seeded (GNTTABOP_setup_table). An image that names a
+// frame it does not hold, or one of the wrong type, fails with a
+// *PVImageError and the half-built domain is destroyed.
+//
 // # Limitations
 //
 //   - PV guests are copied frame number for frame number: there is no p2m
@@ -99,6 +117,9 @@
 //     PFN-to-MFN fix-up of start_info. Give real Linux PV guests their
 //     convention (ResumeOptions.Notes or Convention) so they are never
 //     slow-resumed.
+//   - Restore does not apply an image's CPUID and MSR policy records
+//     (X86_CPUID_POLICY, X86_MSR_POLICY): the new domain keeps Xen's
+//     default policy, as when libxl regenerates it.
 //   - Device-model (QEMU) state of HVM guests is not saved; PVH guests
 //     have none.
 //   - Only the online vCPUs of a PV guest are saved (VGCF_online in the

@@ -63,6 +63,13 @@ type Hypervisor interface {
 	// GrantTableFrames is GNTTABOP_setup_table: the frames of dom's first
 	// n grant-table frames (PV restore seeds the reserved entries there).
 	GrantTableFrames(ctx context.Context, dom domctl.DomID, n uint32) ([]uint64, error)
+	// SetExtVCPUContext, SetVCPUExtState and SetVCPUMSRs are
+	// XEN_DOMCTL_set_ext_vcpucontext, _setvcpuextstate and _set_vcpu_msrs
+	// with the blobs of a PV image's X86_PV_VCPU_EXTENDED, _XSAVE and
+	// _MSRS records.
+	SetExtVCPUContext(ctx context.Context, dom domctl.DomID, blob []byte) error
+	SetVCPUExtState(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
+	SetVCPUMSRs(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
 	// PageFrameTypes is XEN_DOMCTL_getpageframeinfo3: one XEN_DOMCTL_PFINFO_* per gfn.
 	PageFrameTypes(ctx context.Context, dom domctl.DomID, gfns []uint64, types []uint32) error
 	// MapForeign maps guest frames; the caller closes the Mapping.

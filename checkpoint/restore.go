@@ -55,6 +55,7 @@ type restorer struct {
 	hasCfg bool
 	hvm    bool
 	width  int
+	pv     *pvRestore // PV guests: the pfn -> new mfn map
 
 	nodes      string // the xenstore directory written, to remove on abort
 	introduced bool
@@ -147,6 +148,9 @@ func (rs *restorer) apply(ctx context.Context, rec stream.Record) error {
 	case stream.KindDomainHeader:
 		rs.hvm = rec.Domain.Type == stream.DomainTypeHVM
 		rs.st.HVM = rs.hvm
+		if !rs.hvm && rs.pv == nil {
+			rs.pv = newPVRestore()
+		}
 	case stream.KindLibxc:
 		return rs.applyLibxc(ctx, rec)
 	}
@@ -161,11 +165,26 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 			return err
 		}
 		rs.width = int(pi.GuestWidth)
+		if rs.pv != nil {
+			rs.pv.info(pi)
+		}
+	case stream.RecX86PVP2MFrames:
+		p, err := rec.P2MFrames()
+		if err != nil {
+			return err
+		}
+		if rs.pv == nil {
+			return fmt.Errorf("%w: X86_PV_P2M_FRAMES in an HVM image", stream.ErrUnexpectedRecord)
+		}
+		return rs.pv.frames(p, rs.width)
 	case stream.RecStaticDataEnd:
 		return rs.create(ctx)
 	case stream.RecPageData:
 		if err := rs.create(ctx); err != nil {
 			return err
+		}
+		if rs.pv != nil {
+			return rs.loadPVPages(ctx, rec)
 		}
 		return rs.loadPages(ctx, rec)
 	case stream.RecX86TSCInfo:
@@ -183,6 +202,14 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 		}
 		if len(v.Context) > 0 {
 			rs.setVCPU(v.ID, append([]byte(nil), v.Context...))
+		}
+	case stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
+		v, err := rec.VCPU()
+		if err != nil {
+			return err
+		}
+		if rs.pv != nil && len(v.Context) > 0 {
+			rs.pv.vcpuBlob(rec.Type, v.ID, v.Context)
 		}
 	case stream.RecHVMContext:
 		rs.st.HVMContext = append(rs.st.HVMContext[:0], rec.Body...)
@@ -309,33 +336,7 @@ func (rs *restorer) loadState(ctx context.Context) error {
 		}
 		return nil
 	}
-	if len(rs.st.VCPUs) == 0 {
-		return fmt.Errorf("%w: image has no vCPU 0 state", stream.ErrMissing)
-	}
-	for _, v := range rs.st.VCPUs {
-		vc, err := domctl.NewVCPUContext(rs.width, v.Ctx)
-		if err != nil {
-			return fmt.Errorf("vCPU %d context: %w", v.ID, err)
-		}
-		if err := hv.SetVCPUContext(ctx, dom, v.ID, vc); err != nil {
-			return fmt.Errorf("setting vCPU %d context: %w", v.ID, err)
-		}
-	}
-	if len(rs.st.SharedInfo) > 0 {
-		info, err := hv.DomainInfo(ctx, dom)
-		if err != nil {
-			return fmt.Errorf("getting domain info: %w", err)
-		}
-		mp, err := mapFrames(ctx, hv, dom, domctl.ProtWrite, []uint64{info.SharedInfoFrame})
-		if err != nil {
-			return fmt.Errorf("mapping shared info: %w", err)
-		}
-		copy(mp.Bytes(), rs.st.SharedInfo)
-		if err := mp.Close(); err != nil {
-			return fmt.Errorf("unmapping shared info: %w", err)
-		}
-	}
-	return nil
+	return rs.loadPVState(ctx)
 }
 
 // finish loads the state, sets the convention's restore value, connects
@@ -380,12 +381,13 @@ func (rs *restorer) finish(ctx context.Context, run bool) error {
 // XS_INTRODUCE.
 func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error {
 	hv, dom := rs.c.hv, rs.dom
-	port, err := hv.AllocUnboundEvtchn(ctx, dom, 0)
-	if err != nil {
-		return fmt.Errorf("allocating store event channel: %w", err)
-	}
 	var storeFrame uint64
+	var port uint32
 	if rs.hvm {
+		var err error
+		if port, err = hv.AllocUnboundEvtchn(ctx, dom, 0); err != nil {
+			return fmt.Errorf("allocating store event channel: %w", err)
+		}
 		if storeFrame, err = hv.HVMParam(ctx, dom, abi.HVM_PARAM_STORE_PFN); err != nil {
 			return fmt.Errorf("getting store pfn: %w", err)
 		}
@@ -401,9 +403,8 @@ func (rs *restorer) introduce(ctx context.Context, info domctl.DomainInfo) error
 		}
 		rs.console = console
 	} else {
-		if storeFrame, err = rs.c.updateStartInfo(ctx, dom, rs.width, port); err != nil {
-			return err
-		}
+		// loadPVState wired the store into start_info.
+		storeFrame, port = rs.pv.storeMFN, rs.pv.storePort
 	}
 	if err := rs.writeNodes(ctx); err != nil {
 		return err
@@ -462,17 +463,7 @@ func (rs *restorer) seedGrantTable(ctx context.Context, storeFrame, consoleFrame
 			return fmt.Errorf("mapping grant table: %w", err)
 		}
 		defer mp.Close()
-		b := mp.Bytes()
-		put := func(ref int, frame uint64) {
-			e := b[ref*8:]
-			binary.LittleEndian.PutUint16(e[2:], 0) // dom0 maps it
-			binary.LittleEndian.PutUint32(e[4:], uint32(frame))
-			binary.LittleEndian.PutUint16(e, abi.GTF_permit_access) // flags last, as libxc
-		}
-		if consoleFrame != 0 {
-			put(abi.GNTTAB_RESERVED_CONSOLE, consoleFrame)
-		}
-		put(abi.GNTTAB_RESERVED_XENSTORE, storeFrame)
+		writeReservedGrants(mp.Bytes(), storeFrame, consoleFrame)
 		return nil
 	}()
 	if err := hv.RemoveFromPhysmap(ctx, dom, scratch); err != nil {
@@ -481,29 +472,21 @@ func (rs *restorer) seedGrantTable(ctx context.Context, storeFrame, consoleFrame
 	return werr
 }
 
-// updateStartInfo writes the new store event channel into the restored PV
-// guest's start_info (as libxc's process_start_info does) and returns the
-// store frame.
-func (c *Controller) updateStartInfo(ctx context.Context, dom domctl.DomID, width int, port uint32) (uint64, error) {
-	vc, err := c.hv.VCPUContext(ctx, dom, 0, width)
-	if err != nil {
-		return 0, fmt.Errorf("getting vCPU 0 context: %w", err)
+// writeReservedGrants fills grant frame 0 (b) with the reserved entries
+// through which dom0's xenconsoled (GNTTAB_RESERVED_CONSOLE, skipped when
+// consoleFrame is 0) and xenstored (GNTTAB_RESERVED_XENSTORE) map the
+// guest's rings, as libxc's xc_dom_set_gnttab_entry: flags written last.
+func writeReservedGrants(b []byte, storeFrame, consoleFrame uint64) {
+	put := func(ref int, frame uint64) {
+		e := b[ref*8:]
+		binary.LittleEndian.PutUint16(e[2:], 0) // dom0 maps it
+		binary.LittleEndian.PutUint32(e[4:], uint32(frame))
+		binary.LittleEndian.PutUint16(e, abi.GTF_permit_access)
 	}
-	frame := vc.RDX()
-	mp, err := mapFrames(ctx, c.hv, dom, domctl.ProtReadWrite, []uint64{frame})
-	if err != nil {
-		return 0, fmt.Errorf("mapping start_info frame %#x: %w", frame, err)
+	if consoleFrame != 0 {
+		put(abi.GNTTAB_RESERVED_CONSOLE, consoleFrame)
 	}
-	defer mp.Close()
-	si, err := magic.DecodeStartInfo(mp.Bytes(), width)
-	if err != nil {
-		return 0, fmt.Errorf("decoding start_info: %w", err)
-	}
-	si.StoreEvtchn = port
-	if err := si.EncodeTo(mp.Bytes(), width); err != nil {
-		return 0, fmt.Errorf("encoding start_info: %w", err)
-	}
-	return si.StoreMFN, nil
+	put(abi.GNTTAB_RESERVED_XENSTORE, storeFrame)
 }
 
 // writeNodes creates the domain's xenstore directory as libxl does at
@@ -525,16 +508,7 @@ func (rs *restorer) writeNodes(ctx context.Context) error {
 	}
 	nodes := xenstore.DomainNodes(p, id, name)
 	if rs.console.frame != 0 {
-		// What xenconsoled reads to connect the guest's console.
-		ro := nodes[0].Perms
-		nodes = append(nodes,
-			xenstore.Node{Path: p + "/console", Perms: ro},
-			xenstore.Node{Path: p + "/console/type", Value: "xenconsoled", Perms: ro},
-			xenstore.Node{Path: p + "/console/output", Value: "pty", Perms: ro},
-			xenstore.Node{Path: p + "/console/limit", Value: "1048576", Perms: ro},
-			xenstore.Node{Path: p + "/console/ring-ref", Value: strconv.FormatUint(rs.console.frame, 10), Perms: ro},
-			xenstore.Node{Path: p + "/console/port", Value: strconv.FormatUint(uint64(rs.console.port), 10), Perms: ro},
-		)
+		nodes = append(nodes, consoleNodes(p, id, rs.console)...)
 	}
 	err = rs.c.xs.Transaction(ctx, func(tx *xenstore.Tx) error {
 		return tx.WriteNodes(ctx, nodes)
