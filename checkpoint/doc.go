@@ -85,8 +85,31 @@
 // (go-multierror), so errors.Is works for each: ErrNotAcknowledged,
 // ErrNotSuspended, ErrDomainGone, ErrBusy, ErrNotCancellable,
 // ErrSuspendUnsupported, ErrAlreadySuspended, ErrRemote, ErrProtocol,
-// ErrNoCheckpoint, *ShutdownError (errors.As; carries the reason), and
-// context errors.
+// ErrNoCheckpoint, ErrBadFrame, *ShutdownError (errors.As; carries the
+// reason), and context errors.
+//
+// # Saving PV guests
+//
+// A PV guest's frames are machine frames (MFNs), which only its own p2m
+// maps to its pseudo-physical frames (pfns), and an image must hold pfns
+// only. So a save, checkpoint or migration of a PV guest follows libxc's
+// x86 PV save. Before the first page it maps the shared_info frame and
+// reads the guest's p2m from it: through the guest's page tables when
+// shared_info names a virtual linear p2m (p2m_cr3, what Linux publishes),
+// else through the 3-level frame-list tree (pfn_to_mfn_frame_list_list);
+// max_pfn sizes the image, and X86_PV_P2M_FRAMES lists the pfns of the
+// p2m's own frames. Pages are then sent by pfn, each read from its MFN
+// with the type getpageframeinfo3 gives it (pfns the p2m does not back go
+// as XTAB). Page tables are normalised: every present entry's MFN becomes
+// its pfn, Xen's mappings are cleared (a 64-bit L4's slots 256..272, a
+// PAE L3's entries 4..511, and a PAE L2's compat M2P range when it names
+// a frame that is not the guest's), and superpages are refused
+// (ErrUnsupportedGuest). In each vCPU's context vCPU0's edx (start_info
+// of the suspend hypercall), cr3, cr1 and the GDT frames become pfns. A
+// page table of a running guest (live rounds) that names a frame outside
+// its p2m is sent as XTAB and again in the final round; once the guest is
+// suspended that, like an unreadable p2m (found before the suspend), is
+// ErrBadFrame, and the guest is resumed.
 //
 // # Restoring PV guests
 //
@@ -108,15 +131,19 @@
 //
 // # Limitations
 //
-//   - PV guests are copied frame number for frame number: there is no p2m
-//     translation (pfn to mfn), no page-table normalisation (MFNs in PTEs,
-//     cr3, GDT frames and vCPU0's start_info edx turned into PFNs) and no
-//     X86_PV_P2M_FRAMES record. That is exact for guests whose pfn equals
-//     their gfn (xensim, HVM and PVH), but images of PV guests on real Xen
-//     are not restorable by xl, and the slow resume skips libxc's
-//     PFN-to-MFN fix-up of start_info. Give real Linux PV guests their
-//     convention (ResumeOptions.Notes or Convention) so they are never
-//     slow-resumed.
+//   - PV saves write each online vCPU's X86_PV_VCPU_BASIC record only:
+//     the EXTENDED, XSAVE and MSRS records libxc adds are not read yet
+//     (the Hypervisor interface has no getters for them). xl restores
+//     such images; the restored vCPUs get Xen's defaults for that state.
+//   - A PV guest on a Xen without log-dirty support for PV guests (no
+//     shadow paging, as Debian's build) cannot be saved live: a Live
+//     request copies it suspended instead, with a warning in the log.
+//   - The p2m of a PV guest is read once per operation: a guest that
+//     changes it during a live save (ballooning) is not noticed (libxc
+//     checks the linear p2m's generation count).
+//   - The slow resume skips libxc's PFN-to-MFN fix-up of start_info. Give
+//     real Linux PV guests their convention (ResumeOptions.Notes or
+//     Convention) so they are never slow-resumed.
 //   - Restore does not apply an image's CPUID and MSR policy records
 //     (X86_CPUID_POLICY, X86_MSR_POLICY): the new domain keeps Xen's
 //     default policy, as when libxl regenerates it.

@@ -15,7 +15,11 @@
 //     PEEK with XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, OFF), max_mem,
 //     get/setvcpucontext (x86_64 and x86_32 layouts), get/sethvmcontext,
 //     get/set_address_size, get/settscinfo, subscribe, getpageframeinfo3;
-//   - memory_op: populate_physmap, maximum_gpfn;
+//   - memory_op: populate_physmap, maximum_gpfn, add_to_physmap (grant
+//     table), remove_from_physmap;
+//   - mmu_update (MMU_NORMAL_PT_UPDATE, MMU_MACHPHYS_UPDATE) and mmuext_op
+//     (MMUEXT_PIN_L{1..4}_TABLE, MMUEXT_UNPIN_TABLE) on a foreign PV
+//     domain; grant_table_op: setup_table (one frame);
 //   - xen_version: version, capabilities; event_channel_op: alloc_unbound;
 //   - hvm_op: get/set_param; sched_op: remote_shutdown.
 //
@@ -28,7 +32,7 @@
 //
 // The shutdown state machine follows xen/common/domain.c: a guest's
 // SCHEDOP_shutdown(SHUTDOWN_suspend) pauses every vCPU for shutdown, leaves
-// rax = 0 (and, for PV, rdx = the start_info frame) in vCPU0's saved frame,
+// rax = 0 (and, for PV, rdx = start_info's MFN) in vCPU0's saved frame,
 // marks the domain shut down, then notifies the suspend event channel
 // subscribed with XEN_DOMCTL_subscribe if any, else raises VIRQ_DOM_EXC
 // (the embedded xenstored then fires @releaseDomain, and event-channel
@@ -48,10 +52,33 @@
 // when unmapped (and a CLEAN with LOGDIRTY_FINAL adds frames still mapped
 // writable). Guest kernels write through the simulator, which marks log-
 // dirty pages. getpageframeinfo3 reports NOTAB for populated frames and
-// XTAB for holes. The p2m is the identity: MFN == PFN. The frame
-// getdomaininfo reports as shared_info_frame is a Xen page outside the
-// physmap (backed by the page past it in the memfd): MapForeign maps it,
-// getpageframeinfo3 calls it XTAB, and log-dirty does not track it.
+// XTAB for holes. The frame getdomaininfo reports as shared_info_frame is
+// a Xen page outside the physmap (backed by the page past it in the
+// memfd): MapForeign maps it, getpageframeinfo3 calls it XTAB, and
+// log-dirty does not track it. Frame 0 of the grant table is the next
+// page; for a PV domain GNTTABOP_setup_table names it and MapForeign maps
+// it.
+//
+// # PV frames
+//
+// HVM and PVH domains are mapped by gfn. For PV domains Config.PVFrames
+// chooses: PVFramesMachine numbers their frames as real Xen does, each
+// populated pfn backed by a machine frame (MFN) from a host-wide space
+// (permuted, never equal to the pfn), with the host's M2P kept per
+// owner; populate_physmap writes the new MFN back into extent_start, and
+// MapForeign, getpageframeinfo3, mmu_update and mmuext_op take MFNs (a
+// pfn, or another domain's frame, is -EINVAL / XTAB). PVFramesIdentity
+// (the default, until the project's restore translates) gives every pfn
+// the MFN equal to it. Log-dirty is indexed by pfn either way, as in Xen.
+//
+// Page tables are typed as Xen types them: pinning a table
+// (MMUEXT_PIN_L<n>_TABLE) validates it (present entries must name the
+// domain's frames, no superpages above L1), types it and every table it
+// references one level down, and, for an L4, fills Xen's slots 256..271
+// with entries naming Xen's frames; getpageframeinfo3 reports
+// L1TAB..L4TAB (| LPINTAB for the pinned one); a page-table frame is
+// never mapped writable; unpinning drops the types. mmu_update validates
+// a page-table entry against its table's type.
 //
 // HVM domains (PVH guests) have an HVM context that is a real hvm_save
 // stream: a HEADER record (struct hvm_save_header, HVM_FILE_MAGIC), one CPU
@@ -82,6 +109,21 @@
 // guests get a start_info-format page too). Frames 2 and 3 are the store
 // and console frames; frames 4 and up are data pages the kernel dirties at
 // its configured rate. All frames are backed by memory when populated.
+//
+// A PV guest keeps, in its top frames (above the data pages; a smaller
+// Pages is raised to fit them and 4 data pages), what a Linux PV kernel has and a toolstack must
+// translate: page tables mapping all of its memory (4 levels, or 3 PAE
+// levels for PV32; entries hold MFNs; the top level pinned and in every
+// vCPU's cr3), a GDT frame (gdt_frames[0]), and its p2m as the 3-level
+// tree Xen's tools walk: leaves of pfn-to-MFN entries (guest width), frame
+// lists, and the frame-list list, announced in shared_info (max_pfn,
+// pfn_to_mfn_frame_list_list; p2m_cr3 is 0). start_info holds the store
+// and console MFNs while the guest runs. At suspend the kernel turns them
+// into pfns and passes start_info's MFN (read from its own p2m) in rdx, as
+// Linux's xen_pv_pre_suspend; a cancelled suspend turns them back into
+// MFNs. A kernel that resumes in a new domain requires its store frame to
+// be the MFN its p2m (rewritten by the restoring toolstack) gives the
+// store pfn, then rebuilds its frame lists and shared_info's p2m fields.
 //
 // A kernel that returns from its suspend call in a new domain re-reads
 // start_info (PV) and, if store_mfn is not where it left it, ends up

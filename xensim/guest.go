@@ -169,7 +169,8 @@ type GuestConfig struct {
 	// Behaviour is how it answers suspend requests; zero is Normal.
 	Behaviour Behaviour
 	// Pages is the memory size in 4 KiB frames; zero means 1024 (4 MiB).
-	// At least 8.
+	// At least 8; PV guests are raised to hold their page tables and p2m
+	// above 4 data pages (15 or 16 frames for small guests).
 	Pages uint64
 	// VCPUs is the number of vCPUs; zero means 1.
 	VCPUs int
