@@ -222,6 +222,11 @@ func verifyImages(ctx context.Context, t *testing.T, dir string, wantXL bool) {
 			}
 			t.Logf("verify-stream-v2 -f xl %s: ok (%.1fs)", base, time.Since(start).Seconds())
 		}
+		if ours == 0 && os.Getenv("XENCKPT_LAB_RUN") != "" && len(imgs) == 0 {
+			// A developer's partial run: the tests that write images
+			// may not have run at all.
+			t.Skipf("no images exported: XENCKPT_LAB_RUN=%q selected no test that writes one", os.Getenv("XENCKPT_LAB_RUN"))
+		}
 		if ours == 0 {
 			t.Errorf("no image written by the project was exported from dom0 (%s)", dir)
 		}
