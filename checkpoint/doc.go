@@ -58,9 +58,17 @@
 //     leaves a positive value.
 //   - upstream (Linux, XEN_ELFNOTE_SUSPEND_CANCEL): cancel writes 1; a
 //     restored guest sees 0.
-//   - neither: the slow resume (the guest sees 0 and reconnects as after a
-//     restore) when ResumeOptions.SlowResume allows it, else
-//     ErrNotCancellable.
+//   - neither: the slow resume of a PV guest (it sees 0 and reconnects as
+//     after a restore) when ResumeOptions.SlowResume allows it, else
+//     ErrNotCancellable. An HVM or PVH guest with PV drivers cannot be
+//     slow-resumed: told 0 in its own domain it takes the restore path
+//     there and crashes (Linux 6.1 panics re-registering its vcpu_info,
+//     seen on Xen 4.17), so Checkpoint and Remus refuse it before
+//     suspending, and a failed Save or Migrate of it returns
+//     ErrNotCancellable with the domain still suspended (libxc's
+//     xc_domain_resume_any refuses these guests too). Modern Linux PV
+//     guests panic the same way; slow resume is for kernels of the seed's
+//     era.
 //
 // The value goes into vCPU0's context at the guest's width for PV guests,
 // and into the rax of vCPU0's CPU record of the HVM context for HVM and
