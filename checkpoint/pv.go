@@ -107,24 +107,6 @@ func validMFN(v uint64, width int) bool {
 	return v&(3<<62) == 0
 }
 
-// cr3MFN decodes a cr3 value (xen_cr3_to_pfn): 32-bit PAE guests fold
-// frames above 2^20 into the low bits.
-func cr3MFN(cr3 uint64, width int) uint64 {
-	if width == 4 {
-		c := uint32(cr3)
-		return uint64(c>>12 | c<<20)
-	}
-	return cr3 >> 12
-}
-
-func mfnCR3(mfn uint64, width int) uint64 {
-	if width == 4 {
-		m := uint32(mfn)
-		return uint64(m<<12 | m>>20)
-	}
-	return mfn << 12
-}
-
 // readPVMemory maps the guest's shared_info and its p2m: the virtual
 // linear list through the guest's page tables when shared_info names one
 // (p2m_cr3 != 0, what Linux publishes), else the 3-level frame-list tree.
@@ -151,7 +133,7 @@ func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedIn
 	nLeaves := (maxPFN-1)/fpp + 1
 	var leafMFNs []uint64
 	if cr3 := field(si, offCR3, width); cr3 != 0 {
-		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3MFN(cr3, width), field(si, offVA, width), nLeaves)
+		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3ToPFN(cr3, width), field(si, offVA, width), nLeaves)
 	} else {
 		leafMFNs, err = p.walkTree(ctx, hv, dom, field(si, offFLL, width), nLeaves)
 	}
@@ -347,11 +329,11 @@ func (p *pvMemory) normaliseVCPU(id uint32, ctx []byte) error {
 		setField(ctx, gdt+i*w, w, pfn)
 	}
 	if cr3 := field(ctx, cr+3*w, w); cr3 != 0 {
-		pfn, err := conv("cr3", cr3MFN(cr3, w))
+		pfn, err := conv("cr3", cr3ToPFN(cr3, w))
 		if err != nil {
 			return err
 		}
-		setField(ctx, cr+3*w, w, mfnCR3(pfn, w))
+		setField(ctx, cr+3*w, w, pfnToCR3(pfn, w))
 	}
 	if cr1 := field(ctx, cr+w, w); p.levels == 4 && cr1 != 0 {
 		pfn, err := conv("cr1", cr1>>12)
