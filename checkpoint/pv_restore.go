@@ -44,25 +44,9 @@ func pvErr(what string, pfn uint64, err error, format string, args ...any) error
 	return &PVImageError{What: what, PFN: pfn, Err: err}
 }
 
-const (
-	invalidMFN = ^uint64(0)
-	// pvMaxGrowPFN bounds the p2m of an image without X86_PV_P2M_FRAMES
-	// (64 GiB of guest); with the record its end pfn is the bound.
-	pvMaxGrowPFN = 1<<24 - 1
-
-	pvPTEPresent = 1 << 0
-	pvPTEPSE     = 1 << 7
-	pvPTEFrame   = 0x000ffffffffff000
-
-	// The L4 slots Xen owns in a 64-bit PV guest's top-level table
-	// (HYPERVISOR_VIRT_START..END: 256 to 271); the sender zeroes them and
-	// Xen fills them when it validates the table.
-	pvL4XenFirst, pvL4XenEnd = 256, 272
-
-	// pvMaxGDTEntries is FIRST_RESERVED_GDT_ENTRY (14 pages of 512):
-	// a PV guest's GDT must end below Xen's entries.
-	pvMaxGDTEntries = 14 * 512
-)
+// pvMaxGrowPFN bounds the p2m of an image without X86_PV_P2M_FRAMES
+// (64 GiB of guest); with the record its end pfn is the bound.
+const pvMaxGrowPFN = 1<<24 - 1
 
 // pvRestore is the PV side of a restore: the new pfn -> mfn map and what
 // the image said about every pfn.
@@ -156,7 +140,7 @@ func (pv *pvRestore) grow(pfn uint64) error {
 	}
 	n := pfn + 1
 	for i := uint64(len(pv.p2m)); i < n; i++ {
-		pv.p2m = append(pv.p2m, invalidMFN)
+		pv.p2m = append(pv.p2m, invalidFrame)
 		pv.types = append(pv.types, stream.PageXTab)
 	}
 	pv.maxPFN = max(pv.maxPFN, pfn)
@@ -170,7 +154,7 @@ func (pv *pvRestore) frames(p stream.P2MFrames, width int) error {
 	start := uint64(p.StartPFN) / fpp
 	need := start + uint64(len(p.Frames))
 	for uint64(len(pv.p2mFrames)) < need {
-		pv.p2mFrames = append(pv.p2mFrames, invalidMFN)
+		pv.p2mFrames = append(pv.p2mFrames, invalidFrame)
 	}
 	copy(pv.p2mFrames[start:], p.Frames)
 	pv.boundPFN = uint64(p.EndPFN)
@@ -190,7 +174,7 @@ func (pv *pvRestore) mfn(what string, pfn uint64, want func(stream.PageType) boo
 		return 0, pvErr(what, pfn, stream.ErrBadPageType, "type %#x", uint8(pv.types[pfn]))
 	}
 	m := pv.p2m[pfn]
-	if m == invalidMFN {
+	if m == invalidFrame {
 		return 0, pvErr(what, pfn, stream.ErrMissing, "frame never populated")
 	}
 	return m, nil
@@ -203,7 +187,7 @@ func (rs *restorer) pvPopulate(ctx context.Context, pfns []uint64) error {
 	pv := rs.pv
 	var fresh []uint64
 	for _, p := range pfns {
-		if pv.p2m[p] == invalidMFN && !slices.Contains(fresh, p) {
+		if pv.p2m[p] == invalidFrame && !slices.Contains(fresh, p) {
 			fresh = append(fresh, p)
 		}
 	}
@@ -290,17 +274,17 @@ func (rs *restorer) localise(ctx context.Context, page []byte, level int, pfn ui
 	var refs []uint64
 	for i := range pageSize / 8 {
 		pte := binary.LittleEndian.Uint64(page[i*8:])
-		if pte&pvPTEPresent == 0 {
+		if pte&ptePresent == 0 {
 			continue
 		}
-		if xenSlots && i >= pvL4XenFirst && i < pvL4XenEnd {
+		if xenSlots && i >= xenL4First && i <= xenL4Last {
 			binary.LittleEndian.PutUint64(page[i*8:], 0)
 			continue
 		}
-		if (level == 2 || level == 3) && pte&pvPTEPSE != 0 {
+		if (level == 2 || level == 3) && pte&ptePSE != 0 {
 			return pvErr(fmt.Sprintf("L%d[%d]", level, i), pfn, stream.ErrBadValue, "superpage entry %#x", pte)
 		}
-		ref := (pte & pvPTEFrame) >> 12
+		ref := (pte & pteFrame) >> 12
 		if err := pv.grow(ref); err != nil {
 			return pvErr(fmt.Sprintf("L%d[%d]", level, i), pfn, stream.ErrBadPFN, "entry %#x", pte)
 		}
@@ -311,11 +295,11 @@ func (rs *restorer) localise(ctx context.Context, page []byte, level int, pfn ui
 	}
 	for i := range pageSize / 8 {
 		pte := binary.LittleEndian.Uint64(page[i*8:])
-		if pte&pvPTEPresent == 0 {
+		if pte&ptePresent == 0 {
 			continue
 		}
-		m := pv.p2m[(pte&pvPTEFrame)>>12]
-		binary.LittleEndian.PutUint64(page[i*8:], pte&^pvPTEFrame|m<<12)
+		m := pv.p2m[(pte&pteFrame)>>12]
+		binary.LittleEndian.PutUint64(page[i*8:], pte&^pteFrame|m<<12)
 	}
 	return nil
 }
@@ -499,8 +483,8 @@ func (rs *restorer) pvVCPUFrames(id uint32, vc *domctl.VCPUContext) error {
 	pv := rs.pv
 	vc.SetFlags(vc.Flags() | abi.VGCF_online)
 	ents := vc.GDTEnts()
-	if ents > pvMaxGDTEntries {
-		return pvErr(fmt.Sprintf("vCPU %d gdt_ents", id), 0, stream.ErrBadValue, "%d entries, at most %d", ents, pvMaxGDTEntries)
+	if ents > maxGDTEntries {
+		return pvErr(fmt.Sprintf("vCPU %d gdt_ents", id), 0, stream.ErrBadValue, "%d entries, at most %d", ents, maxGDTEntries)
 	}
 	for i := range int((ents + 511) / 512) {
 		m, err := pv.mfn(fmt.Sprintf("vCPU %d gdt_frames[%d]", id, i), vc.GDTFrame(i), isNoTab)

@@ -69,7 +69,7 @@ func TestPVGrowBound(t *testing.T) {
 	open := newPVRestore() // no P2M_FRAMES: grows up to the safety bound
 	assert.NoError(t, open.grow(100))
 	assert.Len(t, open.p2m, 101)
-	assert.Equal(t, invalidMFN, open.p2m[50])
+	assert.Equal(t, invalidFrame, open.p2m[50])
 	assert.ErrorIs(t, open.grow(pvMaxGrowPFN+1), stream.ErrBadPFN)
 }
 
@@ -105,7 +105,7 @@ func TestPVVCPUFrames(t *testing.T) {
 
 	// A GDT frame that was never populated.
 	vc = newVC()
-	rs.pv.p2m[5] = invalidMFN
+	rs.pv.p2m[5] = invalidFrame
 	assert.ErrorIs(t, rs.pvVCPUFrames(0, vc), stream.ErrMissing)
 
 	vc = newVC()

@@ -100,6 +100,9 @@ func (c *Controller) resume(ctx context.Context, dom domctl.DomID, o *ResumeOpti
 		err = c.setReturn(ctx, dom, info, v, false)
 	default:
 		err = c.slowResumeFixup(ctx, dom, info)
+		if err == nil && !info.HVM() {
+			err = c.pvSlowResumeStartInfo(ctx, dom, info)
+		}
 	}
 	if err != nil {
 		return conv, err
