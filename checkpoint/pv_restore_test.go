@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -183,4 +186,68 @@ func TestPVSlowResumeMachineFrames(t *testing.T) {
 			assert.Greater(t, si.StoreMFN, uint64(128), "store_mfn is a machine frame again, not a pfn")
 		})
 	}
+}
+
+// TestPVMigrateMachineFrames live- and non-live-migrates PV guests with
+// machine frames between two hosts: the receiver's restore gives them new
+// machine frames and they run on.
+func TestPVMigrateMachineFrames(t *testing.T) {
+	for _, k := range pvKinds {
+		for _, live := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/live=%t", k, live), func(t *testing.T) {
+				src, dst := machineEnv(t), machineEnv(t)
+				g := src.guest(t, xensim.GuestConfig{Kind: k, Convention: xensim.ConventionLinux, DirtyRate: 2000, Pages: 256})
+				id := g.ID()
+				ro := resumeOpts(xensim.ConventionLinux)
+				_, err, dom, rerr := migrate(t, src, dst, g.Domain(), &checkpoint.SaveOptions{Live: live, Resume: ro},
+					&checkpoint.RestoreOptions{Resume: ro}, nil)
+				require.NoError(t, err)
+				require.NoError(t, rerr)
+				r := dst.host.Guest(dom)
+				assert.Equal(t, id, r.ID())
+				require.NoError(t, r.WaitConnected(testCtx(t)))
+				dst.requireRunning(t, r)
+			})
+		}
+	}
+}
+
+// TestPVRemusFailoverMachineFrames: a Remus backup of a PV guest with
+// machine frames takes over from the last complete checkpoint when the
+// link dies (pages rewritten by mfn every epoch, tables pinned once at
+// failover).
+func TestPVRemusFailoverMachineFrames(t *testing.T) {
+	prim, back := machineEnv(t), machineEnv(t)
+	g := prim.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 256, DirtyRate: 2000})
+	ctx := testCtx(t)
+	a, b := net.Pipe()
+	type bres struct {
+		dom domctl.DomID
+		err error
+	}
+	bdone := make(chan bres, 1)
+	go func() {
+		dom, err := back.c.RemusBackup(ctx, b, nil)
+		bdone <- bres{dom, err}
+	}()
+	epochs := 0
+	opts := &checkpoint.RemusOptions{
+		Interval: 5 * time.Millisecond,
+		Save: checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux), Progress: func(p checkpoint.Progress) {
+			if p.Phase == checkpoint.PhaseResumed {
+				if epochs++; epochs == 3 {
+					a.Close()
+				}
+			}
+		}},
+	}
+	_, err := prim.c.Remus(ctx, g.Domain(), a, opts)
+	require.Error(t, err, "primary sees the broken link")
+	prim.requireRunning(t, g)
+	br := <-bdone
+	require.NoError(t, br.err)
+	r := back.host.Guest(br.dom)
+	assert.Equal(t, g.ID(), r.ID())
+	require.NoError(t, r.WaitConnected(ctx))
+	back.requireRunning(t, r)
 }
