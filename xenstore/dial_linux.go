@@ -3,7 +3,6 @@
 package xenstore
 
 import (
-	"errors"
 	"io"
 	"os"
 	"sync"
@@ -73,9 +72,6 @@ type blockingConn struct {
 	once sync.Once
 	err  error
 }
-
-// errDirectSlow reports that a direct syscall hit the socket timeout.
-var errDirectSlow = errors.New("xenstore: direct syscall timed out")
 
 func newBlockingConn(f *os.File, fd int) (*blockingConn, error) {
 	rc, err := f.SyscallConn()

@@ -69,3 +69,7 @@ func newOpError(op, path string, err error) error {
 	}
 	return &OpError{Op: op, Path: path, Err: err}
 }
+
+// errDirectSlow reports that a direct syscall hit the socket timeout
+// (dial_linux.go); client.go handles it on every platform.
+var errDirectSlow = errors.New("xenstore: direct syscall timed out")
