@@ -117,7 +117,10 @@
 // vCPU's cr3), a GDT frame (gdt_frames[0]), and its p2m as the 3-level
 // tree Xen's tools walk: leaves of pfn-to-MFN entries (guest width), frame
 // lists, and the frame-list list, announced in shared_info (max_pfn,
-// pfn_to_mfn_frame_list_list; p2m_cr3 is 0). start_info holds the store
+// pfn_to_mfn_frame_list_list). 64-bit guests also publish it as Linux
+// does, as a virtual linear list through their own page tables (p2m_cr3,
+// p2m_vaddr in the direct map, p2m_generation 0); 32-bit guests leave
+// p2m_cr3 0, so tools walk the tree. start_info holds the store
 // and console MFNs while the guest runs. At suspend the kernel turns them
 // into pfns and passes start_info's MFN (read from its own p2m) in rdx, as
 // Linux's xen_pv_pre_suspend; a cancelled suspend turns them back into

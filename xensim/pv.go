@@ -288,6 +288,9 @@ func (d *domain) untype(pfn uint64, lvl int) {
 var (
 	si64MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.MaxPFN))
 	si64FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.PFNToMFNFrameListList))
+	si64P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MCr3))
+	si64P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MVaddr))
+	si64P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MGeneration))
 	si32MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.MaxPFN))
 	si32FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.PFNToMFNFrameListList))
 
@@ -323,7 +326,10 @@ type pvLayout struct {
 
 // pvDirectMapSlot is the L4 slot through which a 64-bit simulated kernel
 // maps its memory (Linux's direct map starts at 0xffff888000000000).
-const pvDirectMapSlot = 273
+const (
+	pvDirectMapSlot = 273
+	pvDirectMapVA   = 0xffff000000000000 | pvDirectMapSlot<<39
+)
 
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
@@ -447,12 +453,18 @@ func (d *domain) buildPV(l pvLayout) error {
 	return nil
 }
 
-// setP2MRoot writes shared_info's max_pfn and frame-list-list MFN (what a
-// PV kernel does at boot and again after a restore). Call with x.mu held
-// or from the kernel with its memory alive.
+// setP2MRoot publishes the p2m in shared_info (what a PV kernel does at
+// boot). Call with x.mu held.
 func (d *domain) setP2MRoot(l pvLayout) {
-	si := d.mem.page(d.mem.sharedInfoPage())
-	fll := d.pfnFrame(l.fll)
+	l.writeP2MRoot(d.mem.page(d.mem.sharedInfoPage()), d.pfnFrame(l.fll), d.pfnFrame(l.top))
+}
+
+// writeP2MRoot writes shared_info's p2m fields: max_pfn and the
+// frame-list list's MFN (fll) and, for 64-bit guests, the virtual linear
+// p2m Linux publishes: p2m_cr3 (the top-level table, MFN top) and
+// p2m_vaddr (the leaves through the direct map), generation 0. 32-bit
+// guests leave p2m_cr3 0, so tools walk the tree.
+func (l pvLayout) writeP2MRoot(si []byte, fll, top uint64) {
 	if l.width == 4 {
 		binary.LittleEndian.PutUint32(si[si32MaxPFN:], uint32(l.pages))
 		binary.LittleEndian.PutUint32(si[si32FLL:], uint32(fll))
@@ -460,6 +472,9 @@ func (d *domain) setP2MRoot(l pvLayout) {
 	}
 	binary.LittleEndian.PutUint64(si[si64MaxPFN:], l.pages)
 	binary.LittleEndian.PutUint64(si[si64FLL:], fll)
+	binary.LittleEndian.PutUint64(si[si64P2MCR3:], top<<pageShift)
+	binary.LittleEndian.PutUint64(si[si64P2MVA:], pvDirectMapVA+l.leaf<<pageShift)
+	binary.LittleEndian.PutUint64(si[si64P2MGen:], 0)
 }
 
 // pfnToCR3x32 is xen_pfn_to_cr3 for 32-bit (PAE) guests: the frame
@@ -519,15 +534,7 @@ func (l pvLayout) rebuildP2MRoot(all []byte, sip uint64) {
 	for i := range l.nfl {
 		put(l.fll, i, l.p2mEntry(all, l.fl+i))
 	}
-	si := all[sip*PageSize : (sip+1)*PageSize]
-	fll := l.p2mEntry(all, l.fll)
-	if l.width == 4 {
-		binary.LittleEndian.PutUint32(si[si32MaxPFN:], uint32(l.pages))
-		binary.LittleEndian.PutUint32(si[si32FLL:], uint32(fll))
-		return
-	}
-	binary.LittleEndian.PutUint64(si[si64MaxPFN:], l.pages)
-	binary.LittleEndian.PutUint64(si[si64FLL:], fll)
+	l.writeP2MRoot(all[sip*PageSize:(sip+1)*PageSize], l.p2mEntry(all, l.fll), l.p2mEntry(all, l.top))
 }
 
 // canonicalise turns start_info's store and console frames into pfns

@@ -210,6 +210,8 @@ func TestPVGuestMachineLayout(t *testing.T) {
 			if w == 8 {
 				assert.EqualValues(t, 64, binary.LittleEndian.Uint64(si[si64MaxPFN:]))
 				assert.Equal(t, mfn(l.fll), binary.LittleEndian.Uint64(si[si64FLL:]))
+				assert.Equal(t, mfn(l.top)<<12, binary.LittleEndian.Uint64(si[si64P2MCR3:]), "linear p2m: p2m_cr3")
+				assert.Equal(t, uint64(0xffff888000000000)+l.leaf<<12, binary.LittleEndian.Uint64(si[si64P2MVA:]), "linear p2m: p2m_vaddr")
 			} else {
 				assert.EqualValues(t, 64, binary.LittleEndian.Uint32(si[si32MaxPFN:]))
 				assert.EqualValues(t, mfn(l.fll), binary.LittleEndian.Uint32(si[si32FLL:]))
