@@ -47,15 +47,26 @@ func vcpuRecords(t *testing.T, img []byte) []uint32 {
 // TestOfflineVCPUs: a PV guest with a vCPU taken down (VCPUOP_down) is
 // imaged as libxc does it, with X86_PV_VCPU_BASIC records for the online
 // vCPUs only; the checkpointed original keeps the vCPU down, and so does
-// the domain restored from the image, which runs on.
+// the domain restored from the image, which runs on. Both of xensim's PV
+// frame models: pfn == mfn, and machine frames (vCPU frames normalised).
 func TestOfflineVCPUs(t *testing.T) {
 	for _, tc := range []struct {
-		kind  xensim.Kind
-		width int
-	}{{xensim.PV64, 8}, {xensim.PV32, 4}} {
-		t.Run(tc.kind.String(), func(t *testing.T) {
+		kind    xensim.Kind
+		width   int
+		machine bool
+	}{{xensim.PV64, 8, false}, {xensim.PV32, 4, false}, {xensim.PV64, 8, true}, {xensim.PV32, 4, true}} {
+		name := tc.kind.String()
+		if tc.machine {
+			name += "/machine-frames"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, nil)
+			var e *env
+			if tc.machine {
+				e = machineEnv(t)
+			} else {
+				e = newEnv(t, nil)
+			}
 			g := e.guest(t, xensim.GuestConfig{Kind: tc.kind, VCPUs: 3})
 			ctx := testCtx(t)
 			dom := g.Domain()
