@@ -75,15 +75,8 @@ type Client struct {
 
 	chans sync.Pool // of chan *wire.Msg: recycled reply channels
 
-	// Frames are queued and written in batches: the first caller to
-	// queue one lets the others queue theirs, then writes them all in
-	// one write(2) (not on the xenbus device, which takes one frame per
-	// write).
-	qmu     sync.Mutex
-	wq      []byte // queued frames, under qmu
-	qleader bool   // a caller will write wq, under qmu
-	wmu     sync.Mutex
-	wspare  []byte // a buffer for the next batch, under wmu
+	wmu  sync.Mutex // serializes frame writes
+	wbuf []byte     // frame being written, under wmu
 
 	mu        sync.Mutex
 	nextReq   uint32
@@ -200,15 +193,13 @@ func (c *Client) background() {
 		case <-c.done:
 			return
 		}
-		replies := true // kicked: a call waits, or a watch is being added
 		for {
-			if err := c.readOne(replies); err != nil {
+			if err := c.readOne(); err != nil {
 				c.stop(err)
 				return
 			}
 			c.mu.Lock()
 			if len(c.pending) > 0 || len(c.watches) > 0 {
-				replies = len(c.pending) > 0
 				c.mu.Unlock()
 				continue
 			}
@@ -234,27 +225,12 @@ func (c *Client) release() bool {
 	return false
 }
 
-// readOne reads one frame and routes it. While replies are due, on a
-// connection with the direct path, it first reads as a direct syscall
-// (the thread keeps its P instead of the scheduler handing it over for
-// the few microseconds the daemon takes), and only past the direct
-// bound waits scheduler-aware.
-func (c *Client) readOne(replies bool) error {
-	var (
-		m   *wire.Msg
-		err error
-	)
-	if replies && c.dsrc != nil {
-		if c.unflushed() {
-			yield() // let the caller due to write them go first
-		}
-		if !c.unflushed() {
-			m, err = c.rd.next(c.dsrc, c.cfg.maxReply())
-		}
-	}
-	if m == nil && (err == nil || errors.Is(err, errDirectSlow)) {
-		m, err = c.rd.next(c.rwc, c.cfg.maxReply())
-	}
+// readOne reads one frame, scheduler-aware, and routes it. (Reading
+// here with direct syscalls was tried: it keeps the other callers from
+// running while the reader blocks, so the daemon gets smaller batches
+// and pipelined calls cost more CPU on one CPU.)
+func (c *Client) readOne() error {
+	m, err := c.rd.next(c.rwc, c.cfg.maxReply())
 	if err != nil {
 		return err
 	}
@@ -298,6 +274,10 @@ func (c *Client) route(m *wire.Msg) bool {
 // is slow (the caller then waits on ch like any call), and false after
 // stopping the Client when the connection failed.
 func (c *Client) readDirect(ch chan *wire.Msg) (*wire.Msg, bool) {
+	// Let runnable goroutines go first: on one CPU, callers sharing the
+	// Client then queue their requests behind this one, and the daemon
+	// answers them in one go, instead of each waiting for the last.
+	yield()
 	for {
 		m, err := c.rd.next(c.dsrc, c.cfg.maxReply())
 		if errors.Is(err, errDirectSlow) {
@@ -390,7 +370,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	}
 	c.mu.Unlock()
 
-	err := c.send(&wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload})
+	err := c.send(&wire.Msg{Type: t, ReqID: id, TxID: tx, Payload: payload}, direct)
 	var errno syscall.Errno
 	if err != nil && c.kernel && errors.As(err, &errno) {
 		// The kernel refused the whole frame (a WATCH the daemon
@@ -440,49 +420,21 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 }
 
 // send writes m, header and payload in one write(2), so that concurrent
-// writers never interleave frames. Except on the xenbus device, m is
-// queued, and the caller that finds the queue empty yields once, to let
-// other callers queue their frames, and then writes the whole queue:
-// callers sharing a Client on one CPU cost the daemon one wakeup per
-// batch, not one per request. A failed write fails every caller of the
-// batch, since the Client then ends the connection.
-func (c *Client) send(m *wire.Msg) error {
-	if c.kernel {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		var err error
-		c.wspare, err = m.AppendBinary(c.wspare[:0])
-		if err == nil {
-			_, err = c.rwc.Write(c.wspare)
-		}
-		return err
-	}
-	c.qmu.Lock()
-	var err error
-	c.wq, err = m.AppendBinary(c.wq)
-	lead := err == nil && !c.qleader
-	if lead {
-		c.qleader = true
-	}
-	c.qmu.Unlock()
-	if !lead {
-		return err
-	}
-	yield()
+// writers never interleave frames; with direct, as a direct syscall.
+func (c *Client) send(m *wire.Msg, direct bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.qmu.Lock()
-	batch := c.wq
-	c.wq, c.wspare = c.wspare[:0], nil
-	c.qleader = false
-	c.qmu.Unlock()
-	if c.direct != nil {
-		_, err = c.direct.directWrite(batch)
-	} else {
-		_, err = c.rwc.Write(batch)
+	var err error
+	c.wbuf, err = m.AppendBinary(c.wbuf[:0])
+	if err == nil {
+		if direct {
+			_, err = c.direct.directWrite(c.wbuf)
+		} else {
+			_, err = c.rwc.Write(c.wbuf)
+		}
 	}
-	if cap(batch) <= 4*(wire.HeaderSize+wire.PayloadMax) {
-		c.wspare = batch[:0]
+	if cap(c.wbuf) > 2*(wire.HeaderSize+wire.PayloadMax) {
+		c.wbuf = nil
 	}
 	return err
 }
@@ -501,14 +453,6 @@ func reply(t wire.Type, m *wire.Msg) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s reply to %s request", ErrProtocol, m.Type, t)
 	}
 	return m.Payload, nil
-}
-
-// unflushed reports whether queued frames wait for their writer: a
-// direct read must not hold the thread while they do.
-func (c *Client) unflushed() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.qleader
 }
 
 // kfree frees the xenbus device's request slot, if taken.

@@ -19,9 +19,24 @@
 // context; cancelling it stops the wait but not the request, which has
 // already been sent. Close unblocks every pending call.
 //
+// On a unix socket (Dial, DialSocket) a call made while no other call is
+// in flight and no watch is registered takes the direct path: it writes
+// its request and reads its own reply itself, with raw syscalls, as
+// libxenstore does, without waking the reader goroutine. Such a read
+// keeps its thread for at most 2 ms (a socket timeout); then, or as soon
+// as other calls or watches need the reader, the reader goroutine takes
+// over. A ctx cancelled during a direct read is therefore noticed within
+// 2 ms.
+//
+// Through /dev/xen/xenbus requests are not pipelined: Linux's device
+// mixes up requests in flight together on one open file, so the Client
+// sends the next request only when the previous one is answered, as
+// libxenstore does.
+//
 // The client enforces the daemons' limits before sending: request payloads
 // of at most 4096 bytes including NULs (cxenstored drops the connection
-// past that), node paths of [A-Za-z0-9_@/-] without "//" or a trailing "/",
+// past that; 4080 through /dev/xen/xenbus, whose buffer holds the header
+// too), node paths of [A-Za-z0-9_@/-] without "//" or a trailing "/",
 // and never an empty payload (oxenstored stalls on one). Replies larger
 // than 4096 bytes are accepted, because oxenstored sends them for big
 // directories; cxenstored answers E2BIG instead and List falls back to
@@ -39,5 +54,7 @@
 // Package xenstoretest is an embedded xenstored speaking the same frames,
 // over in-memory connections (as any domain) or a unix socket. Its
 // behaviour is checked against Debian's cxenstored and oxenstored by the
-// same conformance suite.
+// same conformance suite (package xenstoretest/conformance), which the
+// QEMU lab also runs against the xenstored of a real Xen dom0, over its
+// socket and over /dev/xen/xenbus.
 package xenstore
