@@ -146,9 +146,10 @@
 //   - A PV guest on a Xen without log-dirty support for PV guests (no
 //     shadow paging, as Debian's build) cannot be saved live: a Live
 //     request copies it suspended instead, with a warning in the log.
-//   - The p2m of a PV guest is read once per operation: a guest that
-//     changes it during a live save (ballooning) is not noticed (libxc
-//     checks the linear p2m's generation count).
+//   - The p2m of a PV guest is read once per operation, before the
+//     suspend. A guest with a linear p2m that changes it meanwhile (its
+//     p2m_generation moves) fails the operation with ErrBadFrame, as
+//     libxc aborts; a change to a tree-only p2m is not noticed.
 //   - The slow resume skips libxc's PFN-to-MFN fix-up of start_info. Give
 //     real Linux PV guests their convention (ResumeOptions.Notes or
 //     Convention) so they are never slow-resumed.

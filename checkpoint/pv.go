@@ -33,6 +33,8 @@ var (
 	si32FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.PFNToMFNFrameListList))
 	si32P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MCr3))
 	si32P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MVaddr))
+	si64P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MGeneration))
+	si32P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MGeneration))
 
 	vc64Edx    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_64{}.Rdx))
 	vc64GDT    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTFrames))
@@ -72,6 +74,31 @@ type pvMemory struct {
 	m2p    map[uint64]uint64
 	// leaves are the pfns of the p2m's frames (X86_PV_P2M_FRAMES).
 	leaves []uint64
+	// linear: the p2m was read as a virtual linear list, whose
+	// generation count (p2m_generation) the guest bumps when it changes.
+	linear     bool
+	generation uint64
+}
+
+// generationOf reads p2m_generation from a shared_info page.
+func (p *pvMemory) generationOf(si []byte) uint64 {
+	if p.width == 4 {
+		return field(si, si32P2MGen, 4)
+	}
+	return field(si, si64P2MGen, 8)
+}
+
+// checkGeneration fails if a guest whose linear p2m was read changed it
+// since (libxc aborts such a live migration: its p2m frames would be
+// stale). si is the shared_info page read now; nil skips the check.
+func (p *pvMemory) checkGeneration(si []byte) error {
+	if !p.linear || len(si) < pageSize {
+		return nil
+	}
+	if g := p.generationOf(si); g != p.generation {
+		return fmt.Errorf("%w: the guest changed its p2m while it was copied (generation %d, now %d)", ErrBadFrame, p.generation, g)
+	}
+	return nil
 }
 
 func (p *pvMemory) maxPFN() uint64 { return uint64(len(p.p2m)) - 1 }
@@ -133,6 +160,7 @@ func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedIn
 	nLeaves := (maxPFN-1)/fpp + 1
 	var leafMFNs []uint64
 	if cr3 := field(si, offCR3, width); cr3 != 0 {
+		p.linear, p.generation = true, p.generationOf(si)
 		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3ToPFN(cr3, width), field(si, offVA, width), nLeaves)
 	} else {
 		leafMFNs, err = p.walkTree(ctx, hv, dom, field(si, offFLL, width), nLeaves)

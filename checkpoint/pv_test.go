@@ -211,3 +211,32 @@ func TestPVUnreadableP2M(t *testing.T) {
 	assert.Zero(t, g.Suspends(), "refused before the suspend")
 	e.requireRunning(t, g)
 }
+
+// TestPVP2MGenerationChange: a 64-bit guest that changes its linear p2m
+// (bumps p2m_generation) while it is copied live fails the checkpoint
+// with ErrBadFrame, and keeps running.
+func TestPVP2MGenerationChange(t *testing.T) {
+	e := machineEnv(t)
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, DirtyRate: 1000})
+	ctx := testCtx(t)
+	info, err := e.hv.DomainInfo(ctx, g.Domain())
+	require.NoError(t, err)
+	genOff := int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MGeneration))
+	bumped := false
+	_, err = e.c.Checkpoint(ctx, g.Domain(), io.Discard, &checkpoint.SaveOptions{
+		Live: true, Resume: resumeOpts(xensim.ConventionLinux),
+		Progress: func(p checkpoint.Progress) {
+			if p.Phase != checkpoint.PhasePrecopy || bumped {
+				return
+			}
+			m, err := e.hv.MapForeign(ctx, g.Domain(), domctl.ProtReadWrite, []uint64{info.SharedInfoFrame})
+			require.NoError(t, err)
+			binary.LittleEndian.PutUint64(m.Bytes()[genOff:], 1)
+			require.NoError(t, m.Close())
+			bumped = true
+		},
+	})
+	require.True(t, bumped)
+	require.ErrorIs(t, err, checkpoint.ErrBadFrame)
+	e.requireRunning(t, g)
+}

@@ -205,6 +205,9 @@ func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool
 		return err
 	}
 	if s.mem.pv != nil {
+		if err := s.mem.pv.checkGeneration(st.SharedInfo); err != nil {
+			return err
+		}
 		for _, v := range st.VCPUs {
 			if err := s.mem.pv.normaliseVCPU(v.ID, v.Ctx); err != nil {
 				return err
