@@ -48,6 +48,9 @@ func pvErr(what string, pfn uint64, err error, format string, args ...any) error
 // (64 GiB of guest); with the record its end pfn is the bound.
 const pvMaxGrowPFN = 1<<24 - 1
 
+// pendingFrame marks a pfn queued for population within one batch.
+const pendingFrame = invalidFrame - 1
+
 // pvRestore is the PV side of a restore: the new pfn -> mfn map and what
 // the image said about every pfn.
 type pvRestore struct {
@@ -187,7 +190,8 @@ func (rs *restorer) pvPopulate(ctx context.Context, pfns []uint64) error {
 	pv := rs.pv
 	var fresh []uint64
 	for _, p := range pfns {
-		if pv.p2m[p] == invalidFrame && !slices.Contains(fresh, p) {
+		if pv.p2m[p] == invalidFrame {
+			pv.p2m[p] = pendingFrame // once, however often p is listed
 			fresh = append(fresh, p)
 		}
 	}
@@ -196,6 +200,9 @@ func (rs *restorer) pvPopulate(ctx context.Context, pfns []uint64) error {
 	}
 	mfns, err := rs.c.hv.PopulatePhysmapFrames(ctx, rs.dom, fresh)
 	if err != nil {
+		for _, p := range fresh {
+			pv.p2m[p] = invalidFrame
+		}
 		return fmt.Errorf("populating %d frames: %w", len(fresh), err)
 	}
 	for i, p := range fresh {
