@@ -11,7 +11,7 @@ import (
 // to the simulator: whatever the bytes, it answers (usually with an errno)
 // and never panics or touches memory outside its buffers.
 func FuzzHypercall(f *testing.F) {
-	h, err := NewHost(nil)
+	h, err := NewHost(&Config{PVFrames: PVFramesMachine})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -21,6 +21,15 @@ func FuzzHypercall(f *testing.F) {
 		f.Fatal(err)
 	}
 	if _, err := h.x.populate(d.id, []uint64{0, 1, 2, 3}, nil, false); err != nil {
+		f.Fatal(err)
+	}
+	// A PV domain with machine frames for mmu_update, mmuext_op and
+	// grant_table_op.
+	pv, err := h.x.createDomain(0, false, 1, [16]byte{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := h.x.populate(pv.id, []uint64{0, 1, 2, 3}, nil, false); err != nil {
 		f.Fatal(err)
 	}
 	b := h.Backend()
@@ -42,6 +51,9 @@ func FuzzHypercall(f *testing.F) {
 	}
 	f.Add(uint64(abi.HYPERVISOR_memory_op), uint64(abi.XENMEM_populate_physmap), uint64(0), make([]byte, 64))
 	f.Add(uint64(abi.HYPERVISOR_hvm_op), uint64(abi.HVMOP_get_param), uint64(0), []byte{byte(d.id), 0, 0, 0, 1})
+	f.Add(uint64(6), uint64(1), uint64(0), []byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10})     // mmuext_op PIN_L4
+	f.Add(uint64(6), uint64(2), uint64(0), []byte{0, 0, 0, 0, 0, 0, 0x10, 0, 1})           // mmu_update
+	f.Add(uint64(7), uint64(0), uint64(0), []byte{byte(pv.id), 0, 0, 0, 1, 0, 0, 0, 0, 0}) // setup_table
 	f.Fuzz(func(t *testing.T, op, a0, off uint64, data []byte) {
 		if len(data) > PageSize {
 			data = data[:PageSize]
@@ -73,6 +85,18 @@ func FuzzHypercall(f *testing.F) {
 				a0 = abi.SCHEDOP_yield // shutting domains down is not interesting here
 			}
 		}
-		_, _ = b.Hypercall(op, [5]uint64{a0, arg})
+		args := [5]uint64{a0, arg}
+		switch op % 8 {
+		case 6: // mmu_update or mmuext_op on the PV domain
+			op = abi.HYPERVISOR_mmu_update
+			if a0%2 == 1 {
+				op = abi.HYPERVISOR_mmuext_op
+			}
+			args = [5]uint64{arg, a0 % 8, 0, uint64(pv.id)}
+		case 7:
+			op = abi.HYPERVISOR_grant_table_op
+			args = [5]uint64{abi.GNTTABOP_setup_table, arg, 1}
+		}
+		_, _ = b.Hypercall(op, args)
 	})
 }
