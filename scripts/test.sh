@@ -40,11 +40,34 @@ GOARCH=arm64 go build ./...
 step "unit and integration tests (-race)"
 go test -race -count=1 -timeout 10m ./...
 
+# fuzz runs one target. Go 1.26's fuzz coordinator can report a bare
+# "context deadline exceeded" when -fuzztime ends while a worker is busy on a
+# loaded machine (golang/go#75804, fixed in Go 1.27): no input failed and
+# none is written. Such a run counts as passed; any other failure, or any
+# new file under testdata/fuzz/<target> (a crasher), fails the suite.
+fuzz() {
+  local pkg=$1 f=$2 dir log before after rc=0
+  dir="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$f"
+  log=$(mktemp)
+  before=$( (ls "$dir" 2>/dev/null || true) | wc -l)
+  go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1 || rc=$?
+  cat "$log"
+  after=$( (ls "$dir" 2>/dev/null || true) | wc -l)
+  if [ "$rc" != 0 ] && [ "$before" = "$after" ] &&
+    grep -qx '    context deadline exceeded' "$log" &&
+    ! grep -q -e 'Failing input written' -e '^panic' -e '_test.go:[0-9]*:' "$log"; then
+    echo "note: $f hit Go's fuzz shutdown race (golang/go#75804); no failing input, counted as passed"
+    rc=0
+  fi
+  rm -f "$log"
+  return "$rc"
+}
+
 step "fuzzing (${fuzztime} per target)"
 for pkg in $(go list ./...); do
   for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo "fuzz $pkg $f"
-    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg"
+    fuzz "$pkg" "$f"
   done
 done
 
