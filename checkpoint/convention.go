@@ -73,11 +73,9 @@ func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domc
 // resumedomain the way xc_domain_resume_any does, as far as this interface
 // reaches: the guest sees 0 from its suspend hypercall and reconnects as
 // after a restore; a PV guest's secondary vCPUs are reset (null context),
-// to be brought up again by the guest. (libxc also translates start_info's
-// store and console frames from PFN back to MFN through the guest's p2m;
-// that translation is the identity on every guest this package restores
-// and on xensim, and is not done here.) HVM guests need nothing but
-// resumedomain.
+// to be brought up again by the guest. The rest of libxc's PV fix-up,
+// start_info's store and console frames turned back from PFNs into MFNs,
+// is pvSlowResumeStartInfo (pv_resume.go), which resume calls next.
 //
 // An HVM or PVH guest whose PV drivers made the suspend hypercall cannot be
 // slow-resumed: told 0 in the same domain it re-registers its vcpu_info,
