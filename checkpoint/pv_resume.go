@@ -14,6 +14,12 @@ import (
 // expects the toolstack to have turned them back into machine frames, as
 // a restore does. In the same domain the machine frames are the guest's
 // own: they are read from its p2m.
+//
+// That is all libxc does, and it is not enough for a modern Linux PV
+// guest: in the QEMU lab (Xen 4.17, Linux 6.1) the guest, told 0 in its
+// own domain, re-registers its vcpu_info, Xen answers EINVAL and the
+// kernel panics ("register_vcpu_info failed"), as HVM guests do. Give
+// such guests their cancel convention (ResumeOptions.Notes).
 func (c *Controller) pvSlowResumeStartInfo(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) error {
 	width, err := c.guestWidth(ctx, dom, info)
 	if err != nil {
