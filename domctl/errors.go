@@ -60,6 +60,7 @@ const (
 	OpSetExtVCPUContext = "set_ext_vcpucontext"
 	OpSetVCPUExtState   = "setvcpuextstate"
 	OpSetVCPUMSRs       = "set_vcpu_msrs"
+	OpSetCPUPolicy      = "set_cpu_policy"
 )
 
 // OpError is the error of a failed hypervisor operation. Err is usually a

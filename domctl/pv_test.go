@@ -217,3 +217,45 @@ func TestSetExtendedVCPUStateGolden(t *testing.T) {
 	assert.Equal(t, msrs, gotMSRs)
 	assert.ErrorIs(t, c.SetVCPUMSRs(ctx, 5, 2, msrs[:20]), syscall.EINVAL)
 }
+
+func TestSetCPUPolicyGolden(t *testing.T) {
+	var gotLeaves, gotMSRs []byte
+	refuse := false
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		d := domctlIn(args, mem)
+		if op != abi.HYPERVISOR_domctl || d.Cmd != abi.XEN_DOMCTL_set_cpu_policy {
+			return 0, syscall.ENOSYS
+		}
+		p := abi.DomctlPayload[abi.DomctlCPUPolicy](d)
+		gotLeaves = append([]byte(nil), mem(p.Leaves.Addr(), int(p.NrLeaves)*24)...)
+		if p.NrMsrs > 0 {
+			gotMSRs = append([]byte(nil), mem(p.Msrs.Addr(), int(p.NrMsrs)*16)...)
+		}
+		if refuse {
+			p.ErrLeaf, p.ErrSubleaf = 7, 0
+			return 0, syscall.EINVAL
+		}
+		return 0, nil
+	})
+	ctx := context.Background()
+	leaves := make([]byte, 48)
+	leaves[0], leaves[24] = 1, 7
+	msrs := append(unhex(t, `ce000000 00000000`), le64(1<<31)...)
+	require.NoError(t, c.SetCPUPolicy(ctx, 3, leaves, msrs))
+	d := domctlOf(t, r.calls[0])
+	assert.EqualValues(t, 83, d.Cmd, "XEN_DOMCTL_set_cpu_policy")
+	// struct xen_domctl_cpu_policy: u32 nr_leaves, u32 nr_msrs, handles, err_leaf/subleaf/msr.
+	assert.Equal(t, unhex(t, `02000000 01000000`), d.U[:8])
+	assert.Equal(t, unhex(t, `ffffffff ffffffff ffffffff`), d.U[24:36])
+	assert.Equal(t, leaves, gotLeaves)
+	assert.Equal(t, msrs, gotMSRs)
+
+	refuse = true
+	err := c.SetCPUPolicy(ctx, 3, leaves, nil)
+	var pe *domctl.CPUPolicyError
+	require.ErrorAs(t, err, &pe)
+	assert.EqualValues(t, 7, pe.Leaf)
+	assert.EqualValues(t, ^uint32(0), pe.MSR)
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	assert.ErrorIs(t, c.SetCPUPolicy(ctx, 3, leaves[:20], nil), syscall.EINVAL)
+}

@@ -73,7 +73,8 @@ const DomctlUnionSize = 128
 type payload interface {
 	DomctlCreateDomain | DomctlGetDomainInfo | DomctlGetPageFrameInfo3 |
 		DomctlShadowOp | DomctlMaxMem | DomctlMaxVCPUs | DomctlVCPUContext | DomctlHVMContext |
-		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe | DomctlVCPUExtState | DomctlVCPUMSRs
+		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe | DomctlVCPUExtState | DomctlVCPUMSRs |
+		DomctlCPUPolicy
 }
 
 // DomctlPayload returns d's union u viewed as the payload type T, for

@@ -72,6 +72,9 @@ func init() {
 	reg[abi.DomctlVCPUExtState]("DomctlVCPUExtState")
 	reg[abi.DomctlVCPUMSRs]("DomctlVCPUMSRs")
 	reg[abi.DomctlVCPUMSR]("DomctlVCPUMSR")
+	reg[abi.DomctlCPUPolicy]("DomctlCPUPolicy")
+	reg[abi.CPUIDLeaf]("CPUIDLeaf")
+	reg[abi.MSREntry]("MSREntry")
 	reg[abi.MMUExtOp]("MMUExtOp")
 	reg[abi.GnttabSetupTable]("GnttabSetupTable")
 	reg[abi.SharedInfoX86_64]("SharedInfoX86_64")
@@ -162,7 +165,7 @@ func TestLayoutFacts(t *testing.T) {
 	// Every union payload fits in the union.
 	for _, n := range []string{"DomctlCreateDomain", "DomctlGetDomainInfo", "DomctlGetPageFrameInfo3",
 		"DomctlShadowOp", "DomctlMaxMem", "DomctlVCPUContext", "DomctlHVMContext",
-		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe", "DomctlVCPUExtState", "DomctlVCPUMSRs"} {
+		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe", "DomctlVCPUExtState", "DomctlVCPUMSRs", "DomctlCPUPolicy"} {
 		assert.LessOrEqualf(t, structTypes[n].Size(), uintptr(abi.DomctlUnionSize), "%s fits xen_domctl.u", n)
 	}
 }

@@ -144,6 +144,12 @@ type DomctlVCPUMSRs C.struct_xen_domctl_vcpu_msrs
 
 type DomctlVCPUMSR C.struct_xen_domctl_vcpu_msr
 
+type DomctlCPUPolicy C.struct_xen_domctl_cpu_policy
+
+type CPUIDLeaf C.struct_xen_cpuid_leaf
+
+type MSREntry C.struct_xen_msr_entry
+
 const (
 	XEN_DOMCTL_INTERFACE_VERSION = C.XEN_DOMCTL_INTERFACE_VERSION
 
@@ -169,6 +175,7 @@ const (
 	XEN_DOMCTL_set_ext_vcpucontext = C.XEN_DOMCTL_set_ext_vcpucontext
 	XEN_DOMCTL_setvcpuextstate     = C.XEN_DOMCTL_setvcpuextstate
 	XEN_DOMCTL_set_vcpu_msrs       = C.XEN_DOMCTL_set_vcpu_msrs
+	XEN_DOMCTL_set_cpu_policy      = C.XEN_DOMCTL_set_cpu_policy
 
 	XEN_DOMCTL_CDF_hvm            = C.XEN_DOMCTL_CDF_hvm
 	XEN_DOMCTL_CDF_hap            = C.XEN_DOMCTL_CDF_hap

@@ -251,6 +251,35 @@ type DomctlVCPUMSR struct {
 	Value    uint64
 }
 
+type DomctlCPUPolicy struct {
+	_          structs.HostLayout
+	NrLeaves   uint32
+	NrMsrs     uint32
+	Leaves     Pointer
+	Msrs       Pointer
+	ErrLeaf    uint32
+	ErrSubleaf uint32
+	ErrMSR     uint32
+	_          [4]byte
+}
+
+type CPUIDLeaf struct {
+	_       structs.HostLayout
+	Leaf    uint32
+	Subleaf uint32
+	A       uint32
+	B       uint32
+	C       uint32
+	D       uint32
+}
+
+type MSREntry struct {
+	_     structs.HostLayout
+	Idx   uint32
+	Flags uint32
+	Val   uint64
+}
+
 const (
 	XEN_DOMCTL_INTERFACE_VERSION = 0x15
 
@@ -276,6 +305,7 @@ const (
 	XEN_DOMCTL_set_ext_vcpucontext = 0x2a
 	XEN_DOMCTL_setvcpuextstate     = 0x3e
 	XEN_DOMCTL_set_vcpu_msrs       = 0x49
+	XEN_DOMCTL_set_cpu_policy      = 0x53
 
 	XEN_DOMCTL_CDF_hvm            = 0x1
 	XEN_DOMCTL_CDF_hap            = 0x2
