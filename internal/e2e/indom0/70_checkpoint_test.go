@@ -66,7 +66,11 @@ func TestCheckpointCancel(t *testing.T) {
 				f, err := os.Create(p)
 				require.NoError(t, err)
 				start := time.Now()
-				res, err := ctl.Checkpoint(t.Context(), dom, f, &checkpoint.SaveOptions{Resume: checkpoint.ResumeOptions{Notes: notes}})
+				// The third PV checkpoint asks for a live one: Debian's Xen
+				// has no log-dirty for PV guests, so it is copied suspended
+				// (or live, on a Xen that has it).
+				live := typ == "pv" && i == 3
+				res, err := ctl.Checkpoint(t.Context(), dom, f, &checkpoint.SaveOptions{Live: live, Resume: checkpoint.ResumeOptions{Notes: notes}})
 				d := time.Since(start)
 				require.NoError(t, f.Close())
 				if err != nil {
@@ -74,7 +78,7 @@ func TestCheckpointCancel(t *testing.T) {
 				}
 				require.NoError(t, err, "step checkpoint %d of %s", i, typ)
 				recordTiming(t, "xenckpt", "checkpoint", typ, d)
-				t.Logf("checkpoint %d: %d pages, %d bytes, paused %v, convention %v", i, res.Pages, res.Bytes, res.PauseTime, res.Convention)
+				t.Logf("checkpoint %d (live %v): %d pages, %d bytes, %d precopy rounds, paused %v, convention %v", i, live, res.Pages, res.Bytes, res.Rounds, res.PauseTime, res.Convention)
 				assert.Equal(t, magic.ConventionUpstream, res.Convention)
 				assert.Equal(t, dom, domctl.DomID(g.domid(t)), "checkpoint must keep the same domain")
 				g.waitTick(t, g.mark(), tickWait)
