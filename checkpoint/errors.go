@@ -37,9 +37,9 @@ var (
 	ErrRemote = errors.New("remote side failed")
 	// ErrProtocol: the other end of a migration sent something unexpected.
 	ErrProtocol = errors.New("migration protocol violation")
-	// ErrUnsupportedGuest: the guest cannot be imaged by this package on
-	// this hypervisor (a PV guest on real Xen, whose frames need p2m
-	// translation; see the package doc). The guest keeps running.
+	// ErrUnsupportedGuest: the guest uses something this package cannot
+	// image (a PV page table mapping a superpage, which libxc refuses
+	// too). The guest keeps running.
 	ErrUnsupportedGuest = errors.New("guest not supported")
 	// ErrBadConfig: SaveOptions.XLConfig is not a JSON domain config.
 	ErrBadConfig = errors.New("bad domain config")
