@@ -324,16 +324,17 @@ func (d *demo) saveRestore(ctx context.Context, s *demoStep) error {
 	g := d.seed
 	s.Domain, s.GuestType = int(g.Domain()), "pv"
 	path := filepath.Join(d.dir, "seed.img")
-	f, err := os.Create(path)
+	img, err := createImage(path)
 	if err != nil {
 		return err
 	}
 	saved := g.Counter() // the guest counts on until it suspends
-	r, err := d.src.ctl.Save(ctx, g.Domain(), &syncWriter{f: f}, nil)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	r, err := d.src.ctl.Save(ctx, g.Domain(), img, nil)
+	if err == nil {
+		err = img.commit()
 	}
 	if err != nil {
+		img.discard()
 		return err
 	}
 	if _, err := d.src.hv.DomainInfo(ctx, g.Domain()); !errors.Is(err, domctl.ErrNoDomain) {

@@ -96,7 +96,7 @@ func (r *resumeFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&r.convention, "convention", "", "cancel convention override: seed (cancel writes 0) or upstream (writes 1); empty negotiates")
 	f.StringVar(&r.kernel, "kernel", "", "the guest's kernel image: its XEN_ELFNOTE_SUSPEND_CANCEL note selects the upstream convention")
-	f.BoolVar(&r.slowResume, "slow-resume", false, "allow the slow resume (guest reconnects as after a restore) for guests with no cancel convention")
+	f.BoolVar(&r.slowResume, "slow-resume", false, "allow the slow resume (guest reconnects as after a restore) for PV guests with no cancel convention (never for HVM/PVH guests: they would crash)")
 }
 
 // options builds checkpoint.ResumeOptions.

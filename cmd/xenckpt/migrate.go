@@ -63,14 +63,14 @@ func (a *app) runMigrate(ctx context.Context, c *common, s *saveFlags, lf *linkF
 		a.log.Warn("closing link", "err", cerr)
 	}
 	res.fromResult(r)
-	if err != nil {
+	if err != nil && !errors.Is(err, checkpoint.ErrNotCancellable) {
 		res.ResumedByCLI = a.ensureResumed(ctx, h, dom, opts.Resume, 3*time.Second)
 	}
 	res.SourceRunning = ptr(err != nil && h.guestRunning(ctx, dom))
 	if err != nil {
 		res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 	}
-	return a.finish(res, start, transferError(err))
+	return a.finish(res, start, transferError(res.leftSuspended(err, dom)))
 }
 
 func (a *app) receiveCmd() *cobra.Command {
@@ -202,11 +202,13 @@ Ctrl-C or a link failure.`,
 				res.Checkpoints = r.Checkpoints
 				res.PauseMS = ms(r.MaxPause)
 			}
-			if err != nil {
+			if err != nil && !errors.Is(err, checkpoint.ErrNotCancellable) {
 				res.ResumedByCLI = a.ensureResumed(ctx, h, dom, ro, 3*time.Second)
 			}
 			res.SourceRunning = ptr(h.guestRunning(ctx, dom))
 			res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
+			res.Hint = a.refusalHint(ctx, h, dom, err, res.SourceRunning)
+			err = res.leftSuspended(err, dom)
 			// Ctrl-C is how an endless replication is stopped: not a
 			// failure, as long as the primary runs on.
 			if epochs == 0 && ctx.Err() != nil && res.Checkpoints > 0 && *res.SourceRunning {

@@ -33,6 +33,11 @@ type opResult struct {
 	Pages  uint64 `json:"pages"`
 	Bytes  uint64 `json:"bytes"`
 	Rounds int    `json:"rounds,omitempty"`
+	// PrecopyStop is why live precopy stopped iterating (the library's
+	// checkpoint.PrecopyStop): dirty-threshold, downtime,
+	// dirty-rate-exceeds-bandwidth or max-iterations. Absent when no
+	// precopy ran.
+	PrecopyStop string `json:"precopy_stop,omitempty"`
 	// PauseMS is how long the guest was suspended (the longest epoch for
 	// replicate); TotalMS the whole operation.
 	PauseMS float64 `json:"pause_ms"`
@@ -64,6 +69,9 @@ type opResult struct {
 	// replication in order (the replica is then discarded).
 	FailedOver *bool      `json:"failed_over,omitempty"`
 	Error      *errorJSON `json:"error,omitempty"`
+	// Hint is what the human output suggests after a refusal (not part
+	// of the JSON document: the error class says it).
+	Hint string `json:"-"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -82,6 +90,7 @@ func (r *opResult) fromResult(res *checkpoint.Result) {
 		return
 	}
 	r.Pages, r.Bytes, r.Rounds = res.Pages, res.Bytes, res.Rounds
+	r.PrecopyStop = string(res.PrecopyStop)
 	r.PauseMS = ms(res.PauseTime)
 	if res.Convention != 0 {
 		r.Convention = fmt.Sprint(res.Convention)
@@ -106,8 +115,11 @@ func (r *opResult) text(w io.Writer) {
 		fmt.Fprintf(w, "  peer: %s\n", r.Peer)
 	}
 	fmt.Fprintf(w, "  %d pages, %d bytes", r.Pages, r.Bytes)
-	if r.Rounds > 0 {
+	if r.Rounds > 0 || r.PrecopyStop != "" {
 		fmt.Fprintf(w, ", %d precopy rounds", r.Rounds)
+	}
+	if r.PrecopyStop != "" {
+		fmt.Fprintf(w, " (stopped: %s)", r.PrecopyStop)
 	}
 	fmt.Fprintf(w, "; guest paused %.3f ms, total %.1f ms\n", r.PauseMS, r.TotalMS)
 	if r.Checkpoints > 0 {
@@ -130,6 +142,9 @@ func (r *opResult) text(w io.Writer) {
 	}
 	if r.DomainsLeft != nil {
 		fmt.Fprintf(w, "  guest domains on this host: %d\n", *r.DomainsLeft)
+	}
+	if r.Hint != "" {
+		fmt.Fprintf(w, "  hint: %s\n", r.Hint)
 	}
 }
 
@@ -156,7 +171,7 @@ func (s *saveFlags) register(cmd *cobra.Command, live bool) {
 	f.BoolVar(&s.live, "live", live, "copy memory while the guest runs (log-dirty precopy), suspending it only for the last round")
 	f.IntVar(&s.maxIterations, "max-iterations", 0, "precopy rounds after the first pass (0: 5)")
 	f.Uint64Var(&s.threshold, "dirty-threshold", 0, "stop precopy when a round leaves at most this many dirty pages (0: 50)")
-	f.DurationVar(&s.maxDowntime, "max-downtime", 0, "stop precopy when the rest is expected to take at most this long (0: 10ms)")
+	f.DurationVar(&s.maxDowntime, "max-downtime", 0, "stop precopy when the rest is expected to take at most this long, or memory is dirtied as fast as it is sent (0: 10ms; negative: neither rule)")
 }
 
 // common are the flags shared by the domain commands.
@@ -236,7 +251,9 @@ func (a *app) checkpointCmd() *cobra.Command {
 		`Suspend the guest, write its memory and state to FILE, then cancel the suspend
 so that the guest continues in the same domain. The cancel convention is
 negotiated (seed token in start_info.magic[], the kernel's ELF note given with
---kernel, or --convention); a guest with none is refused unless --slow-resume.
+--kernel, or --convention); a PV guest with none is refused unless
+--slow-resume, an HVM/PVH guest with none always (before it is suspended:
+resumed in its own domain it would crash).
 Any failure, and Ctrl-C, also cancels the suspend: the guest keeps running.`)
 }
 
@@ -283,40 +300,36 @@ func (a *app) runSaveLike(ctx context.Context, op string, c *common, s *saveFlag
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	img, err := createImage(out)
 	if err != nil {
 		return err
 	}
 	var r *checkpoint.Result
 	if op == "checkpoint" {
-		r, err = h.ctl.Checkpoint(ctx, dom, &syncWriter{f: f}, opts)
+		r, err = h.ctl.Checkpoint(ctx, dom, img, opts)
 	} else {
-		r, err = h.ctl.Save(ctx, dom, &syncWriter{f: f}, opts)
+		r, err = h.ctl.Save(ctx, dom, img, opts)
 	}
 	b.Done()
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = cerr
+	if err == nil {
+		err = img.commit()
+	}
+	if err != nil {
+		// A partial image is useless and misleading; an existing FILE
+		// was not touched.
+		img.discard()
 	}
 	res.fromResult(r)
-	if err != nil {
+	if err != nil && !errors.Is(err, checkpoint.ErrNotCancellable) {
 		res.ResumedByCLI = a.ensureResumed(ctx, h, dom, opts.Resume, 3*time.Second)
 	}
 	if op == "checkpoint" || err != nil {
 		res.SourceRunning = ptr(h.guestRunning(ctx, dom))
 		res.GuestCounter, res.GuestState = h.counterOf(dom), h.stateOf(dom)
 	}
-	if err != nil {
-		_ = os.Remove(out) // a partial image is useless and misleading
-	}
-	return a.finish(res, start, err)
+	res.Hint = a.refusalHint(ctx, h, dom, err, res.SourceRunning)
+	return a.finish(res, start, res.leftSuspended(err, dom))
 }
-
-// syncWriter is the image file as Save sees it: Sync lets Save make the
-// image durable before it destroys the domain.
-type syncWriter struct{ f *os.File }
-
-func (w *syncWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
-func (w *syncWriter) Sync() error                 { return w.f.Sync() }
 
 func (a *app) restoreCmd() *cobra.Command {
 	var sim bool

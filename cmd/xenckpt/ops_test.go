@@ -5,11 +5,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/checkpoint"
+	"github.com/xenckpt/xenckpt/internal/testutil"
 )
 
 func TestCheckpointSim(t *testing.T) {
@@ -34,6 +38,9 @@ func TestCheckpointSim(t *testing.T) {
 			assert.GreaterOrEqual(t, m["pages"], float64(1024))
 			assert.Greater(t, m["pause_ms"], 0.0)
 			assert.Nil(t, m["error"])
+			// An idle guest leaves next to nothing dirty after the first
+			// pass (its tick counter's page at most).
+			assert.Equal(t, "dirty-threshold", m["precopy_stop"])
 
 			// The image is a valid stream of that guest type.
 			r = xenckpt(t, t.Context(), "inspect", "--json", img)
@@ -48,16 +55,117 @@ func TestCheckpointSim(t *testing.T) {
 }
 
 func TestCheckpointLegacyRefused(t *testing.T) {
-	img := filepath.Join(t.TempDir(), "img")
-	// A guest with no cancel convention: a typed refusal, the guest runs on.
+	// An earlier image at -o survives every refusal untouched.
+	img := writeFile(t, "img", []byte("an earlier image"))
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		b, err := os.ReadFile(img)
+		require.NoError(t, err)
+		assert.Equal(t, "an earlier image", string(b), "a refused checkpoint must not touch an existing FILE")
+		left, err := filepath.Glob(filepath.Join(filepath.Dir(img), ".*partial*"))
+		require.NoError(t, err)
+		assert.Empty(t, left, "no temporary image is left behind")
+	}
+	// A PV guest with no cancel convention: a typed refusal, the guest runs on.
 	r := xenckpt(t, t.Context(), "checkpoint", "--sim", "--guest-convention", "legacy", "--guest-mem", "2", "--json", "-o", img)
 	assert.Equal(t, exitUnsupported, r.code, r.stdout)
 	m := jsonOf(t, r)
 	assert.Equal(t, "unsupported", m["error"].(map[string]any)["class"])
 	assert.Equal(t, true, m["source_running"])
+	unchanged(t)
+
+	// A PVH guest with PV drivers and no convention is refused before it is
+	// suspended (resumed in its domain it would crash), --slow-resume or not.
+	for _, slow := range []bool{false, true} {
+		args := []string{"checkpoint", "--sim", "--guest-type", "pvh", "--guest-convention", "legacy", "--guest-mem", "2", "-o", img}
+		if slow {
+			args = append(args, "--slow-resume")
+		}
+		r = xenckpt(t, t.Context(), append(args, "--json")...)
+		assert.Equal(t, exitUnsupported, r.code, r.stdout)
+		m = jsonOf(t, r)
+		e := m["error"].(map[string]any)
+		assert.Equal(t, "unsupported", e["class"])
+		assert.Contains(t, e["message"], "cannot be resumed in its domain")
+		assert.Equal(t, true, m["source_running"])
+		assert.Equal(t, "running", m["guest_state"])
+		assert.Equal(t, 0.0, m["pages"], "refused before any page was copied")
+		assert.Equal(t, 0.0, m["pause_ms"], "refused before the suspend")
+		unchanged(t)
+
+		r = xenckpt(t, t.Context(), args...)
+		assert.Equal(t, exitUnsupported, r.code)
+		assert.Contains(t, r.stdout, "FAILED")
+		assert.Contains(t, r.stdout, "hint: an HVM/PVH guest needs a cancel convention")
+		assert.Contains(t, r.stderr, "cannot be resumed in its domain")
+	}
+
 	r = xenckpt(t, t.Context(), "checkpoint", "--sim", "--guest-convention", "legacy", "--guest-mem", "2", "--slow-resume", "--json", "-o", img)
 	require.Equal(t, exitOK, r.code, r.stdout)
 	assert.Equal(t, true, jsonOf(t, r)["source_running"])
+	b, err := os.ReadFile(img)
+	require.NoError(t, err)
+	assert.NotEqual(t, "an earlier image", string(b), "a completed checkpoint replaces FILE")
+}
+
+// TestReplicateLegacyPVHRefused: Remus needs the guest back in its domain
+// after every epoch, so a PVH guest without a convention is refused at
+// once too, and the primary runs on.
+func TestReplicateLegacyPVHRefused(t *testing.T) {
+	r := xenckpt(t, t.Context(), "replicate", "--sim", "--guest-type", "pvh", "--guest-convention", "legacy", "--guest-mem", "2",
+		"--epochs", "1", "--ssh", "", "--receive-command", "cat >/dev/null", "--json", "somehost")
+	assert.Equal(t, exitUnsupported, r.code, r.stdout)
+	m := jsonOf(t, r)
+	assert.Equal(t, "unsupported", m["error"].(map[string]any)["class"])
+	assert.Equal(t, true, m["source_running"])
+	assert.Nil(t, m["checkpoints"])
+}
+
+// TestMigrateLegacyPVHLeftSuspended: a PVH guest without a convention can
+// be migrated, but when the link fails after the suspend it cannot be
+// resumed in its domain. Exit 7 would promise a resumed source: the
+// command exits 4 and says the domain is left suspended.
+func TestMigrateLegacyPVHLeftSuspended(t *testing.T) {
+	testutil.RequireCommand(t, "sh", "install a POSIX shell")
+	testutil.RequireCommand(t, "head", "install coreutils")
+	// The "receiver" says it is ready, takes 200 kB (the image header and a
+	// few pages, sent after the suspend in a non-live migration) and
+	// goes away.
+	r := xenckpt(t, t.Context(), "migrate", "--sim", "--live=false", "--guest-type", "pvh", "--guest-convention", "legacy",
+		"--guest-mem", "8", "--ssh", "", "--receive-command", `printf '`+"xenckpt migration receiver ready"+`\n'; head -c 200000 >/dev/null`,
+		"--json", "somehost")
+	assert.Equal(t, exitUnsupported, r.code, r.stdout+r.stderr)
+	m := jsonOf(t, r)
+	e := m["error"].(map[string]any)
+	assert.Equal(t, "unsupported", e["class"])
+	assert.Contains(t, e["message"], "LEFT SUSPENDED")
+	assert.Equal(t, false, m["source_running"])
+	assert.Equal(t, "suspended", m["guest_state"])
+	assert.Nil(t, m["convention"], "the guest was not resumed with any convention")
+	assert.Nil(t, m["resumed_by_cli"])
+
+	// The same with a PV guest is resumed (slow resume) and exits 7.
+	r = xenckpt(t, t.Context(), "migrate", "--sim", "--live=false", "--guest-convention", "legacy",
+		"--guest-mem", "8", "--ssh", "", "--receive-command", `printf '`+"xenckpt migration receiver ready"+`\n'; head -c 200000 >/dev/null`,
+		"--json", "somehost")
+	assert.Equal(t, exitTransfer, r.code, r.stdout+r.stderr)
+	assert.Equal(t, true, jsonOf(t, r)["source_running"])
+}
+
+// TestImageOnDevice: -o naming a device writes in place; a failure never
+// removes the device.
+func TestImageOnDevice(t *testing.T) {
+	testutil.RequireFile(t, "/dev/full", "run on Linux with /dev/full")
+	r := xenckpt(t, t.Context(), "save", "--sim", "--guest-mem", "2", "--json", "-o", "/dev/null")
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	r = xenckpt(t, t.Context(), "checkpoint", "--sim", "--guest-mem", "2", "--json", "-o", "/dev/full")
+	assert.NotEqual(t, exitOK, r.code, r.stdout)
+	assert.Equal(t, true, jsonOf(t, r)["source_running"])
+	for _, dev := range []string{"/dev/null", "/dev/full"} {
+		fi, err := os.Stat(dev)
+		require.NoError(t, err, "%s must survive", dev)
+		assert.NotZero(t, fi.Mode()&os.ModeDevice, dev)
+	}
 }
 
 func TestGuestFailureClasses(t *testing.T) {
@@ -101,6 +209,7 @@ func TestSaveRestoreSim(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
 	saved := jsonOf(t, r)
 	assert.Nil(t, saved["source_running"], "a completed save does not report the destroyed source")
+	assert.Nil(t, saved["precopy_stop"], "no precopy without --live")
 
 	// A separate simulated host restores the image: the guest continues.
 	r = xenckpt(t, t.Context(), "restore", "--sim", "--json", img)
@@ -143,8 +252,50 @@ func TestMigrateSim(t *testing.T) {
 	assert.Equal(t, addr, m["peer"])
 	assert.Equal(t, true, m["live"])
 	assert.Equal(t, false, m["source_running"])
+	assert.Contains(t, precopyStops, m["precopy_stop"])
 	assert.Equal(t, true, rm["guest_running"])
 	assert.Equal(t, 1.0, rm["domains_left"])
+}
+
+// precopyStops are the values of precopy_stop.
+var precopyStops = []any{"dirty-threshold", "downtime", "dirty-rate-exceeds-bandwidth", "max-iterations"}
+
+// TestMigratePrecopyStop: a guest rewriting all its memory every tick over
+// a slow link, with the downtime rules off (--max-downtime negative) and a
+// threshold nothing meets, stops precopy at --max-iterations and says so.
+func TestMigratePrecopyStop(t *testing.T) {
+	addr := freePort(t)
+	done := startReceiver(t, "--sim", "--json", "--listen", addr)
+	r := xenckpt(t, t.Context(), "migrate", "--sim", "--guest-mem", "1", "--guest-dirty-rate", "200000",
+		"--rate-limit", "4", "--dirty-threshold", "1", "--max-downtime=-1ns", "--max-iterations", "2", "--json", addr)
+	rr := <-done
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	require.Equal(t, exitOK, rr.code, rr.stdout+rr.stderr)
+	m := jsonOf(t, r)
+	assert.Equal(t, "max-iterations", m["precopy_stop"])
+	assert.Equal(t, 2.0, m["rounds"])
+	assert.Nil(t, jsonOf(t, rr)["precopy_stop"], "the receiver ran no precopy")
+}
+
+// TestPrecopyStopText: the human output names why precopy stopped, for
+// every reason the library has.
+func TestPrecopyStopText(t *testing.T) {
+	for _, stop := range []checkpoint.PrecopyStop{checkpoint.StopDirtyThreshold, checkpoint.StopDowntime,
+		checkpoint.StopDiverging, checkpoint.StopMaxIterations} {
+		var r opResult
+		r.fromResult(&checkpoint.Result{Pages: 10, Rounds: 3, PrecopyStop: stop})
+		var b strings.Builder
+		r.text(&b)
+		assert.Contains(t, b.String(), "3 precopy rounds (stopped: "+string(stop)+")")
+		assert.Contains(t, precopyStops, r.PrecopyStop)
+	}
+	// No precopy: nothing said about it.
+	var r opResult
+	r.fromResult(&checkpoint.Result{Pages: 10})
+	var b strings.Builder
+	r.text(&b)
+	assert.NotContains(t, b.String(), "precopy")
+	assert.Empty(t, r.PrecopyStop)
 }
 
 func TestMigrateNoReceiver(t *testing.T) {
@@ -159,13 +310,14 @@ func TestReplicateSim(t *testing.T) {
 	addr := freePort(t)
 	done := startReceiver(t, "--sim", "--remus", "--json", "--listen", addr)
 	r := xenckpt(t, t.Context(), "replicate", "--sim", "--guest-mem", "4", "--guest-dirty-rate", "200",
-		"--interval", "10ms", "--epochs", "5", "--json", addr)
+		"--interval", "10ms", "--epochs", "5", "--live", "--json", addr)
 	rr := <-done
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
 	m := jsonOf(t, r)
 	assert.Equal(t, "replicate", m["operation"])
 	assert.Equal(t, 5.0, m["checkpoints"])
 	assert.Equal(t, true, m["source_running"])
+	assert.Contains(t, precopyStops, m["precopy_stop"], "--live: the first epoch's precopy")
 	// An orderly end: the backup discards its replica.
 	require.Equal(t, exitOK, rr.code, rr.stdout+rr.stderr)
 	rm := jsonOf(t, rr)
