@@ -122,9 +122,9 @@
 // # Restoring PV guests
 //
 // A PV guest's frames are machine frames, so Restore follows libxc's x86
-// PV restore. Every pfn of the image gets a new machine frame
-// (XENMEM_populate_physmap returns it), and page-table pages are localised
-// before they are written: each present entry's pfn becomes the new mfn,
+// PV restore. The new domain gets the image's CPUID and MSR policy; every
+// pfn of the image gets a new machine frame (XENMEM_populate_physmap
+// returns it); page-table pages are localised before they are written: each present entry's pfn becomes the new mfn,
 // Xen's L4 slots stay empty, superpages are refused. At the end of the
 // stream shared_info is filled as libxc does; vCPU0's start_info is
 // fixed up (its own frame, the store and console rings and their new
@@ -153,9 +153,9 @@
 //   - The slow resume skips libxc's PFN-to-MFN fix-up of start_info. Give
 //     real Linux PV guests their convention (ResumeOptions.Notes or
 //     Convention) so they are never slow-resumed.
-//   - Restore does not apply an image's CPUID and MSR policy records
-//     (X86_CPUID_POLICY, X86_MSR_POLICY): the new domain keeps Xen's
-//     default policy, as when libxl regenerates it.
+//   - Restore applies an image's CPUID and MSR policy records
+//     (X86_CPUID_POLICY, X86_MSR_POLICY; xl's images have them) to PV
+//     guests only; an HVM or PVH domain keeps Xen's default policy.
 //   - Device-model (QEMU) state of HVM guests is not saved; PVH guests
 //     have none.
 //   - Only the online vCPUs of a PV guest are saved (VGCF_online in the

@@ -70,6 +70,9 @@ type Hypervisor interface {
 	SetExtVCPUContext(ctx context.Context, dom domctl.DomID, blob []byte) error
 	SetVCPUExtState(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
 	SetVCPUMSRs(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
+	// SetCPUPolicy is XEN_DOMCTL_set_cpu_policy with an image's
+	// X86_CPUID_POLICY and X86_MSR_POLICY bodies.
+	SetCPUPolicy(ctx context.Context, dom domctl.DomID, leaves, msrs []byte) error
 	// PageFrameTypes is XEN_DOMCTL_getpageframeinfo3: one XEN_DOMCTL_PFINFO_* per gfn.
 	PageFrameTypes(ctx context.Context, dom domctl.DomID, gfns []uint64, types []uint32) error
 	// MapForeign maps guest frames; the caller closes the Mapping.

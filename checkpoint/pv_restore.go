@@ -66,6 +66,8 @@ type pvRestore struct {
 	// extra holds each vCPU's X86_PV_VCPU_EXTENDED, _XSAVE and _MSRS
 	// blobs, applied after its basic context.
 	extra map[uint32]*vcpuExtra
+	// cpuid and msrs are the X86_CPUID_POLICY and X86_MSR_POLICY bodies.
+	cpuid, msrs []byte
 
 	storeMFN, consoleMFN   uint64
 	storePort, consolePort uint32
@@ -122,6 +124,20 @@ func (rs *restorer) setVCPUExtra(ctx context.Context, id uint32) error {
 		if err := hv.SetVCPUMSRs(ctx, dom, id, x.msrs); err != nil {
 			return fmt.Errorf("setting vCPU %d MSRs: %w", id, err)
 		}
+	}
+	return nil
+}
+
+// pvCPUPolicy gives the new domain the image's CPUID and MSR policy, as
+// libxc's x86_static_data_complete does; without the records the domain
+// keeps Xen's default policy.
+func (rs *restorer) pvCPUPolicy(ctx context.Context) error {
+	pv := rs.pv
+	if len(pv.cpuid) == 0 && len(pv.msrs) == 0 {
+		return nil
+	}
+	if err := rs.c.hv.SetCPUPolicy(ctx, rs.dom, pv.cpuid, pv.msrs); err != nil {
+		return fmt.Errorf("setting the image's CPU policy: %w", err)
 	}
 	return nil
 }

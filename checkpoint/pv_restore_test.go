@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +251,37 @@ func TestPVRemusFailoverMachineFrames(t *testing.T) {
 	assert.Equal(t, g.ID(), r.ID())
 	require.NoError(t, r.WaitConnected(ctx))
 	back.requireRunning(t, r)
+}
+
+// TestPVRestoreAppliesCPUPolicy: a PV image with an X86_CPUID_POLICY
+// record (as xl writes) has it handed to XEN_DOMCTL_set_cpu_policy right
+// after the domain is created. xensim has no CPU policies (ENOSYS), so
+// the restore fails there, naming the step, and leaves no domain.
+func TestPVRestoreAppliesCPUPolicy(t *testing.T) {
+	e := machineEnv(t)
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 64})
+	ctx := testCtx(t)
+	var img bytes.Buffer
+	_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+	require.NoError(t, err)
+	before := e.domains()
+
+	// X86_PV_INFO (type 2, 8 bytes) is followed by STATIC_DATA_END: put
+	// a one-leaf CPUID policy (type 0x11) between them.
+	b := img.Bytes()
+	pvInfo := bytes.Index(b, []byte{2, 0, 0, 0, 8, 0, 0, 0, 8, 4})
+	require.Positive(t, pvInfo)
+	sde := pvInfo + 16
+	require.Equal(t, []byte{0x10, 0, 0, 0, 0, 0, 0, 0}, b[sde:sde+8], "STATIC_DATA_END follows X86_PV_INFO")
+	rec := append([]byte{0x11, 0, 0, 0, 24, 0, 0, 0}, make([]byte, 24)...)
+	withPolicy := append(append(bytes.Clone(b[:sde]), rec...), b[sde:]...)
+
+	_, err = e.c.Restore(ctx, bytes.NewReader(withPolicy), nil)
+	require.ErrorIs(t, err, syscall.ENOSYS)
+	assert.ErrorContains(t, err, domctl.OpSetCPUPolicy)
+	assert.Equal(t, before, e.domains(), "the half-built domain is destroyed")
+
+	// The image without the record restores.
+	_, err = e.c.Restore(ctx, bytes.NewReader(b), nil)
+	require.NoError(t, err)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/go-multierror"
@@ -203,6 +204,14 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 		if len(v.Context) > 0 {
 			rs.setVCPU(v.ID, append([]byte(nil), v.Context...))
 		}
+	case stream.RecX86CPUIDPolicy:
+		if rs.pv != nil {
+			rs.pv.cpuid = slices.Clone(rec.Body)
+		}
+	case stream.RecX86MSRPolicy:
+		if rs.pv != nil {
+			rs.pv.msrs = slices.Clone(rec.Body)
+		}
 	case stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
 		v, err := rec.VCPU()
 		if err != nil {
@@ -266,6 +275,9 @@ func (rs *restorer) create(ctx context.Context) error {
 	}
 	rs.dom, rs.made = dom, true
 	rs.c.log.DebugContext(ctx, "created restore target", "domain", dom, "hvm", rs.hvm)
+	if rs.pv != nil {
+		return rs.pvCPUPolicy(ctx)
+	}
 	return nil
 }
 
