@@ -150,9 +150,10 @@
 //     suspend. A guest with a linear p2m that changes it meanwhile (its
 //     p2m_generation moves) fails the operation with ErrBadFrame, as
 //     libxc aborts; a change to a tree-only p2m is not noticed.
-//   - The slow resume skips libxc's PFN-to-MFN fix-up of start_info. Give
-//     real Linux PV guests their convention (ResumeOptions.Notes or
-//     Convention) so they are never slow-resumed.
+//   - The slow resume turns start_info's rings back into MFNs as libxc
+//     does, but modern Linux PV guests do not survive it (see Cancel
+//     conventions). Give real Linux PV guests their convention
+//     (ResumeOptions.Notes or Convention) so they are never slow-resumed.
 //   - Restore applies an image's CPUID and MSR policy records
 //     (X86_CPUID_POLICY, X86_MSR_POLICY; xl's images have them) to PV
 //     guests only; an HVM or PVH domain keeps Xen's default policy.
