@@ -70,6 +70,13 @@ type Hypervisor interface {
 	SetExtVCPUContext(ctx context.Context, dom domctl.DomID, blob []byte) error
 	SetVCPUExtState(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
 	SetVCPUMSRs(ctx context.Context, dom domctl.DomID, vcpu uint32, blob []byte) error
+	// ExtVCPUContext, VCPUExtState and VCPUMSRs are the getters
+	// (XEN_DOMCTL_get_ext_vcpucontext, _getvcpuextstate, _get_vcpu_msrs):
+	// the blobs of those records; the last two give nil when the vCPU
+	// has no such state.
+	ExtVCPUContext(ctx context.Context, dom domctl.DomID, vcpu uint32) ([]byte, error)
+	VCPUExtState(ctx context.Context, dom domctl.DomID, vcpu uint32) ([]byte, error)
+	VCPUMSRs(ctx context.Context, dom domctl.DomID, vcpu uint32) ([]byte, error)
 	// SetCPUPolicy is XEN_DOMCTL_set_cpu_policy with an image's
 	// X86_CPUID_POLICY and X86_MSR_POLICY bodies.
 	SetCPUPolicy(ctx context.Context, dom domctl.DomID, leaves, msrs []byte) error

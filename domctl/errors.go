@@ -61,6 +61,9 @@ const (
 	OpSetVCPUExtState   = "setvcpuextstate"
 	OpSetVCPUMSRs       = "set_vcpu_msrs"
 	OpSetCPUPolicy      = "set_cpu_policy"
+	OpGetExtVCPUContext = "get_ext_vcpucontext"
+	OpGetVCPUExtState   = "getvcpuextstate"
+	OpGetVCPUMSRs       = "get_vcpu_msrs"
 )
 
 // OpError is the error of a failed hypervisor operation. Err is usually a

@@ -274,3 +274,101 @@ func (c *Conn) SetCPUPolicy(ctx context.Context, dom DomID, leaves, msrs []byte)
 	}
 	return nil
 }
+
+// ExtVCPUContext is XEN_DOMCTL_get_ext_vcpucontext for vCPU vcpu: the
+// first size bytes of xen_domctl_ext_vcpucontext (vcpu and size
+// included), the blob of an X86_PV_VCPU_EXTENDED record, as libxc's save
+// writes it.
+func (c *Conn) ExtVCPUContext(ctx context.Context, dom DomID, vcpu uint32) ([]byte, error) {
+	var blob []byte
+	err := c.domctl(ctx, abi.XEN_DOMCTL_get_ext_vcpucontext, dom, func(d *abi.Domctl) {
+		binary.LittleEndian.PutUint32(d.U[:], vcpu)
+	}, func(d *abi.Domctl) error {
+		size := binary.LittleEndian.Uint32(d.U[4:])
+		if size > abi.DomctlUnionSize {
+			return fmt.Errorf("extended vCPU context of %d bytes: %w", size, syscall.EFAULT)
+		}
+		blob = append([]byte(nil), d.U[:size]...)
+		return nil
+	})
+	return blob, newOpError(OpGetExtVCPUContext, dom, err)
+}
+
+// VCPUExtState is XEN_DOMCTL_getvcpuextstate for vCPU vcpu: a size query
+// (null buffer), then the xsave blob of an X86_PV_VCPU_XSAVE record. A
+// vCPU without extended state (size 0) gives nil.
+func (c *Conn) VCPUExtState(ctx context.Context, dom DomID, vcpu uint32) ([]byte, error) {
+	var size uint64
+	err := c.domctl(ctx, abi.XEN_DOMCTL_getvcpuextstate, dom, func(d *abi.Domctl) {
+		abi.DomctlPayload[abi.DomctlVCPUExtState](d).VCPU = vcpu
+	}, func(d *abi.Domctl) error {
+		size = abi.DomctlPayload[abi.DomctlVCPUExtState](d).Size
+		return nil
+	})
+	if err != nil || size == 0 {
+		return nil, newOpError(OpGetVCPUExtState, dom, err)
+	}
+	if size > 1<<20 {
+		return nil, newOpError(OpGetVCPUExtState, dom, fmt.Errorf("xsave state of %d bytes: %w", size, syscall.EFAULT))
+	}
+	buf, err := c.alloc(int(size))
+	if err != nil {
+		return nil, newOpError(OpGetVCPUExtState, dom, err)
+	}
+	defer c.free(buf)
+	err = c.domctl(ctx, abi.XEN_DOMCTL_getvcpuextstate, dom, func(d *abi.Domctl) {
+		p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
+		p.VCPU, p.Size, p.Buffer = vcpu, size, abi.BufferPointer(buf)
+	}, func(d *abi.Domctl) error {
+		got := abi.DomctlPayload[abi.DomctlVCPUExtState](d).Size
+		if got > size {
+			return fmt.Errorf("hypervisor wrote %d bytes into a %d-byte buffer: %w", got, size, syscall.EFAULT)
+		}
+		size = got
+		return nil
+	})
+	if err != nil {
+		return nil, newOpError(OpGetVCPUExtState, dom, err)
+	}
+	return append([]byte(nil), buf[:size]...), nil
+}
+
+// VCPUMSRs is XEN_DOMCTL_get_vcpu_msrs for vCPU vcpu: a count query, then
+// the xen_domctl_vcpu_msr array of an X86_PV_VCPU_MSRS record. No MSRs
+// gives nil.
+func (c *Conn) VCPUMSRs(ctx context.Context, dom DomID, vcpu uint32) ([]byte, error) {
+	var count uint32
+	err := c.domctl(ctx, abi.XEN_DOMCTL_get_vcpu_msrs, dom, func(d *abi.Domctl) {
+		abi.DomctlPayload[abi.DomctlVCPUMSRs](d).VCPU = vcpu
+	}, func(d *abi.Domctl) error {
+		count = abi.DomctlPayload[abi.DomctlVCPUMSRs](d).MSRCount
+		return nil
+	})
+	if err != nil || count == 0 {
+		return nil, newOpError(OpGetVCPUMSRs, dom, err)
+	}
+	if count > 4096 {
+		return nil, newOpError(OpGetVCPUMSRs, dom, fmt.Errorf("%d MSRs: %w", count, syscall.EFAULT))
+	}
+	size := int(unsafe.Sizeof(abi.DomctlVCPUMSR{}))
+	buf, err := c.alloc(int(count) * size)
+	if err != nil {
+		return nil, newOpError(OpGetVCPUMSRs, dom, err)
+	}
+	defer c.free(buf)
+	err = c.domctl(ctx, abi.XEN_DOMCTL_get_vcpu_msrs, dom, func(d *abi.Domctl) {
+		p := abi.DomctlPayload[abi.DomctlVCPUMSRs](d)
+		p.VCPU, p.MSRCount, p.Msrs = vcpu, count, abi.BufferPointer(buf)
+	}, func(d *abi.Domctl) error {
+		got := abi.DomctlPayload[abi.DomctlVCPUMSRs](d).MSRCount
+		if got > count {
+			return fmt.Errorf("hypervisor wrote %d MSRs into room for %d: %w", got, count, syscall.EFAULT)
+		}
+		count = got
+		return nil
+	})
+	if err != nil {
+		return nil, newOpError(OpGetVCPUMSRs, dom, err)
+	}
+	return append([]byte(nil), buf[:int(count)*size]...), nil
+}

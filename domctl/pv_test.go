@@ -259,3 +259,70 @@ func TestSetCPUPolicyGolden(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.EINVAL)
 	assert.ErrorIs(t, c.SetCPUPolicy(ctx, 3, leaves[:20], nil), syscall.EINVAL)
 }
+
+func TestGetExtendedVCPUStateGolden(t *testing.T) {
+	xsave := []byte("xcr0....accum...the xsave area")
+	msr := append(unhex(t, `480000c0 00000000`), le64(0x1234)...)
+	var queries []uint64
+	c, r := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		d := domctlIn(args, mem)
+		switch d.Cmd {
+		case abi.XEN_DOMCTL_get_ext_vcpucontext:
+			binary.LittleEndian.PutUint32(d.U[4:], 12) // size
+			copy(d.U[8:], "abcd")
+		case abi.XEN_DOMCTL_getvcpuextstate:
+			p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
+			queries = append(queries, p.Size)
+			if p.Buffer.IsNull() {
+				p.Size = 64 // the most Xen could write
+				break
+			}
+			copy(mem(p.Buffer.Addr(), int(p.Size)), xsave)
+			p.Size = uint64(len(xsave))
+		case abi.XEN_DOMCTL_get_vcpu_msrs:
+			p := abi.DomctlPayload[abi.DomctlVCPUMSRs](d)
+			if p.Msrs.IsNull() {
+				p.MSRCount = 3
+				break
+			}
+			copy(mem(p.Msrs.Addr(), int(p.MSRCount)*16), msr)
+			p.MSRCount = 1
+		default:
+			return 0, syscall.ENOSYS
+		}
+		return 0, nil
+	})
+	ctx := context.Background()
+	ext, err := c.ExtVCPUContext(ctx, 4, 1)
+	require.NoError(t, err)
+	assert.Equal(t, append(unhex(t, `01000000 0c000000`), "abcd"...), ext)
+	d := domctlOf(t, r.calls[0])
+	assert.EqualValues(t, 43, d.Cmd, "XEN_DOMCTL_get_ext_vcpucontext")
+	assert.Equal(t, unhex(t, `01000000`), r.calls[0].bufs[0][16:20], "vcpu asked for")
+
+	got, err := c.VCPUExtState(ctx, 4, 1)
+	require.NoError(t, err)
+	assert.Equal(t, xsave, got)
+	assert.Equal(t, []uint64{0, 64}, queries, "size query, then a buffer of that size")
+	assert.EqualValues(t, 63, domctlOf(t, r.calls[1]).Cmd, "XEN_DOMCTL_getvcpuextstate")
+
+	msrs, err := c.VCPUMSRs(ctx, 4, 1)
+	require.NoError(t, err)
+	assert.Equal(t, msr, msrs, "only the MSRs Xen wrote")
+	assert.EqualValues(t, 72, domctlOf(t, r.calls[3]).Cmd, "XEN_DOMCTL_get_vcpu_msrs")
+}
+
+func TestGetExtendedVCPUStateEmpty(t *testing.T) {
+	calls := 0
+	c, _ := newConn(t, func(op uint64, args [5]uint64, mem func(uint64, int) []byte) (uint64, error) {
+		calls++
+		return 0, nil // size 0, count 0: nothing to save
+	})
+	x, err := c.VCPUExtState(context.Background(), 4, 0)
+	assert.NoError(t, err)
+	assert.Nil(t, x)
+	m, err := c.VCPUMSRs(context.Background(), 4, 0)
+	assert.NoError(t, err)
+	assert.Nil(t, m)
+	assert.Equal(t, 2, calls, "only the queries")
+}

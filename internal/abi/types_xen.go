@@ -176,6 +176,9 @@ const (
 	XEN_DOMCTL_setvcpuextstate     = C.XEN_DOMCTL_setvcpuextstate
 	XEN_DOMCTL_set_vcpu_msrs       = C.XEN_DOMCTL_set_vcpu_msrs
 	XEN_DOMCTL_set_cpu_policy      = C.XEN_DOMCTL_set_cpu_policy
+	XEN_DOMCTL_get_ext_vcpucontext = C.XEN_DOMCTL_get_ext_vcpucontext
+	XEN_DOMCTL_getvcpuextstate     = C.XEN_DOMCTL_getvcpuextstate
+	XEN_DOMCTL_get_vcpu_msrs       = C.XEN_DOMCTL_get_vcpu_msrs
 
 	XEN_DOMCTL_CDF_hvm            = C.XEN_DOMCTL_CDF_hvm
 	XEN_DOMCTL_CDF_hap            = C.XEN_DOMCTL_CDF_hap

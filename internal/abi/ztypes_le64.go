@@ -306,6 +306,9 @@ const (
 	XEN_DOMCTL_setvcpuextstate     = 0x3e
 	XEN_DOMCTL_set_vcpu_msrs       = 0x49
 	XEN_DOMCTL_set_cpu_policy      = 0x53
+	XEN_DOMCTL_get_ext_vcpucontext = 0x2b
+	XEN_DOMCTL_getvcpuextstate     = 0x3f
+	XEN_DOMCTL_get_vcpu_msrs       = 0x48
 
 	XEN_DOMCTL_CDF_hvm            = 0x1
 	XEN_DOMCTL_CDF_hap            = 0x2
