@@ -96,12 +96,8 @@ func TestPVRestoreMachineFrames(t *testing.T) {
 // beyond it, is refused with a *checkpoint.PVImageError, and no domain is
 // left behind.
 func TestPVRestoreInconsistentImage(t *testing.T) {
-	e := machineEnv(t)
-	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 64})
+	e, img := pvImageOf(t)
 	ctx := testCtx(t)
-	var img bytes.Buffer
-	_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
-	require.NoError(t, err)
 	before := e.domains()
 
 	for _, tc := range []struct {
@@ -117,7 +113,7 @@ func TestPVRestoreInconsistentImage(t *testing.T) {
 		}, stream.ErrBadPageType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := bytes.Clone(img.Bytes())
+			b := bytes.Clone(img)
 			tc.edit(t, b)
 			_, err := e.c.Restore(ctx, bytes.NewReader(b), nil)
 			require.Error(t, err)
@@ -258,17 +254,13 @@ func TestPVRemusFailoverMachineFrames(t *testing.T) {
 // after the domain is created. xensim has no CPU policies (ENOSYS), so
 // the restore fails there, naming the step, and leaves no domain.
 func TestPVRestoreAppliesCPUPolicy(t *testing.T) {
-	e := machineEnv(t)
-	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 64})
+	e, img := pvImageOf(t)
 	ctx := testCtx(t)
-	var img bytes.Buffer
-	_, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
-	require.NoError(t, err)
 	before := e.domains()
 
 	// X86_PV_INFO (type 2, 8 bytes) is followed by STATIC_DATA_END: put
 	// a one-leaf CPUID policy (type 0x11) between them.
-	b := img.Bytes()
+	b := img
 	pvInfo := bytes.Index(b, []byte{2, 0, 0, 0, 8, 0, 0, 0, 8, 4})
 	require.Positive(t, pvInfo)
 	sde := pvInfo + 16
@@ -276,7 +268,7 @@ func TestPVRestoreAppliesCPUPolicy(t *testing.T) {
 	rec := append([]byte{0x11, 0, 0, 0, 24, 0, 0, 0}, make([]byte, 24)...)
 	withPolicy := append(append(bytes.Clone(b[:sde]), rec...), b[sde:]...)
 
-	_, err = e.c.Restore(ctx, bytes.NewReader(withPolicy), nil)
+	_, err := e.c.Restore(ctx, bytes.NewReader(withPolicy), nil)
 	require.ErrorIs(t, err, syscall.ENOSYS)
 	assert.ErrorContains(t, err, domctl.OpSetCPUPolicy)
 	assert.Equal(t, before, e.domains(), "the half-built domain is destroyed")
@@ -284,4 +276,16 @@ func TestPVRestoreAppliesCPUPolicy(t *testing.T) {
 	// The image without the record restores.
 	_, err = e.c.Restore(ctx, bytes.NewReader(b), nil)
 	require.NoError(t, err)
+}
+
+// pvImageOf checkpoints a 64-bit PV guest with machine frames and returns
+// its environment and image.
+func pvImageOf(t *testing.T) (*env, []byte) {
+	t.Helper()
+	e := machineEnv(t)
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 64})
+	var img bytes.Buffer
+	_, err := e.c.Checkpoint(testCtx(t), g.Domain(), &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+	require.NoError(t, err)
+	return e, img.Bytes()
 }
