@@ -45,26 +45,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.Run(sizeName(size), func(b *testing.B) {
 			e := newEnv(b, nil)
 			g := e.guest(b, xensim.GuestConfig{Pages: size / 4096, Tick: 50 * time.Millisecond})
-			ctx := testCtx(b)
-			src, dst := make([]byte, size), make([]byte, size)
-			for i := range src {
-				src[i] = byte(i)
-			}
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			var snap, move time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				_, err := e.c.Checkpoint(ctx, g.Domain(), io.Discard, nil)
-				require.NoError(b, err)
-				snap += time.Since(t0)
-				t0 = time.Now()
-				copy(dst, src)
-				move += time.Since(t0)
-			}
-			b.ReportMetric(float64(move)/float64(snap), "x_memmove")
-			b.ReportMetric(float64(snap.Microseconds())/float64(b.N)/1000, "snapshot_ms")
-			b.ReportMetric(float64(move.Microseconds())/float64(b.N)/1000, "memmove_ms")
+			snapshotLoop(b, e, g, size, nil)
 		})
 	}
 }
