@@ -83,6 +83,7 @@ type Client struct {
 	pending   map[uint32]chan *wire.Msg
 	watches   map[string]*Watch // by token
 	nextToken uint64
+	shared    int           // calls left before the direct path is tried again
 	err       error         // why the connection stopped; set once, before done closes
 	closing   bool          // Close was called
 	shut      bool          // the connection was closed (Close, or a failed write)
@@ -363,8 +364,16 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	}
 	id := c.nextReq
 	c.pending[id] = ch
-	// The direct path when this is the only call and nothing else reads.
-	direct := c.direct != nil && !c.reading && len(c.pending) == 1 && len(c.watches) == 0
+	// The direct path when this is the only call and nothing else
+	// reads, and no call overlapped another lately: callers sharing
+	// the Client pipeline better through the reader goroutine, and
+	// would find it idle now and then between their calls.
+	if len(c.pending) > 1 {
+		c.shared = sharedCalls
+	} else if c.shared > 0 {
+		c.shared--
+	}
+	direct := c.direct != nil && !c.reading && len(c.pending) == 1 && len(c.watches) == 0 && c.shared == 0
 	if direct {
 		c.reading = true
 	}
@@ -438,6 +447,10 @@ func (c *Client) send(m *wire.Msg, direct bool) error {
 	}
 	return err
 }
+
+// sharedCalls is how many calls after one that overlapped another keep
+// off the direct path.
+const sharedCalls = 64
 
 // reply turns m, the reply to a t request, into its payload; an XS_ERROR
 // reply becomes its syscall.Errno.
