@@ -56,7 +56,7 @@ func TestConnDomainInfoOfGoneDomain(t *testing.T) {
 }
 
 func TestConnCheckpointRoundTripLinux(t *testing.T) {
-	h := newTestHost(t, nil)
+	h := newTestHost(t, &Config{PVFrames: PVFramesMachine})
 	c := newConn(t, h)
 	ctx := testCtx(t)
 	g, err := h.CreateGuest(ctx, GuestConfig{Convention: ConventionLinux, Pages: 128, DirtyRate: 10000})
@@ -72,8 +72,11 @@ func TestConnCheckpointRoundTripLinux(t *testing.T) {
 	maxGPFN, err := c.MaxGPFN(ctx, dom)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(127), maxGPFN)
+	// A PV guest's frames are machine frames, found through its p2m.
+	last, err := h.Frame(dom, 127)
+	require.NoError(t, err)
 	types := make([]uint32, 2)
-	require.NoError(t, c.PageFrameTypes(ctx, dom, []uint64{5, 500}, types))
+	require.NoError(t, c.PageFrameTypes(ctx, dom, []uint64{last, 500}, types))
 	assert.Equal(t, []uint32{abi.XEN_DOMCTL_PFINFO_NOTAB, abi.XEN_DOMCTL_PFINFO_XTAB}, types)
 
 	require.NoError(t, c.EnableLogDirty(ctx, dom))
@@ -96,7 +99,9 @@ func TestConnCheckpointRoundTripLinux(t *testing.T) {
 	vc, err := c.VCPUContext(ctx, dom, 0, 8)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), binary.LittleEndian.Uint64(vc.Raw[ctx64RaxOff:]))
-	assert.Equal(t, uint64(startInfoPFN), binary.LittleEndian.Uint64(vc.Raw[ctx64RdxOff:]))
+	si, err := h.Frame(dom, startInfoPFN)
+	require.NoError(t, err)
+	assert.Equal(t, si, binary.LittleEndian.Uint64(vc.Raw[ctx64RdxOff:]), "edx holds start_info's machine frame")
 	binary.LittleEndian.PutUint64(vc.Raw[ctx64RaxOff:], 1) // upstream cancel
 	require.NoError(t, c.SetVCPUContext(ctx, dom, 0, vc))
 	require.NoError(t, c.ResumeDomain(ctx, dom))
@@ -169,7 +174,7 @@ func TestConnRestoreTarget(t *testing.T) {
 // consume the bind event, subscribe, notify, wait for the suspended
 // notification; then a Linux-convention cancel through the accessors.
 func TestConnSuspendEventChannelAndAccessors(t *testing.T) {
-	h := newTestHost(t, nil)
+	h := newTestHost(t, &Config{PVFrames: PVFramesMachine})
 	c := newConn(t, h)
 	ctx := testCtx(t)
 	g, err := h.CreateGuest(ctx, GuestConfig{Kind: PV32, Convention: ConventionLinux, SuspendEventChannel: true})
@@ -206,7 +211,9 @@ func TestConnSuspendEventChannelAndAccessors(t *testing.T) {
 	vc, err := c.VCPUContext(ctx, dom, 0, 4)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), vc.RAX())
-	assert.Equal(t, uint64(startInfoPFN), vc.RDX())
+	si, err := h.Frame(dom, startInfoPFN)
+	require.NoError(t, err)
+	assert.Equal(t, si, vc.RDX(), "edx holds start_info's machine frame")
 	m, err := c.MapForeign(ctx, dom, domctl.ProtRead, []uint64{vc.RDX()})
 	require.NoError(t, err)
 	assert.Equal(t, "xen-3.0-x86_32p", string(m.Page(0)[:15]), "start_info.magic")

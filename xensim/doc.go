@@ -67,9 +67,10 @@
 // (permuted, never equal to the pfn), with the host's M2P kept per
 // owner; populate_physmap writes the new MFN back into extent_start, and
 // MapForeign, getpageframeinfo3, mmu_update and mmuext_op take MFNs (a
-// pfn, or another domain's frame, is -EINVAL / XTAB). PVFramesIdentity
-// (the default, until the project's restore translates) gives every pfn
-// the MFN equal to it. Log-dirty is indexed by pfn either way, as in Xen.
+// pfn, or another domain's frame, is -EINVAL / XTAB). PVFramesMachine is
+// the default. PVFramesIdentity gives every pfn the MFN equal to it, for
+// toolstacks (and low-level tests) that do not translate. Log-dirty is
+// indexed by pfn either way, as in Xen.
 //
 // Page tables are typed as Xen types them: pinning a table
 // (MMUEXT_PIN_L<n>_TABLE) validates it (present entries must name the

@@ -25,8 +25,7 @@ type Config struct {
 	// PVFrames is how PV domains' frames are numbered: PVFramesMachine
 	// as on real Xen (machine frames distinct from the guest's pfns,
 	// which a toolstack must translate through the guest's p2m), or
-	// PVFramesIdentity (MFN == PFN). PVFramesDefault is identity for now,
-	// as the project's restore does not yet translate.
+	// PVFramesIdentity (MFN == PFN). PVFramesDefault is PVFramesMachine.
 	PVFrames PVFrames
 }
 

@@ -11,8 +11,20 @@ import (
 	"github.com/xenckpt/xenckpt/domctl"
 )
 
+// Unless cfg chooses, PV frames are the identity: most tests here drive
+// the hypercalls by pfn to test other mechanics (shutdown state machine,
+// log-dirty, conventions). The machine-frame model, the Host default, is
+// tested in pv_test.go and by every package that uses xensim.
 func newTestHost(t *testing.T, cfg *Config) *Host {
 	t.Helper()
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if cfg.PVFrames == PVFramesDefault {
+		c := *cfg
+		c.PVFrames = PVFramesIdentity
+		cfg = &c
+	}
 	h, err := NewHost(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.Close() })

@@ -120,9 +120,13 @@ func TestConcurrentCheckpoints(t *testing.T) {
 			dom := g.Domain()
 			_, _, err := c.shadow(dom, abi.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, 0)
 			assert.NoError(t, err)
-			gfns := make([]uint64, 256)
+			gfns := make([]uint64, 256) // the guest's machine frames
 			for j := range gfns {
-				gfns[j] = uint64(j)
+				f, err := h.Frame(dom, uint64(j))
+				if !assert.NoError(t, err) {
+					return
+				}
+				gfns[j] = f
 			}
 			errs := make([]int32, len(gfns))
 			dst := make([]byte, len(gfns)*PageSize)
@@ -189,7 +193,9 @@ func TestSeedKernelAdvertisesInMagic(t *testing.T) {
 	} {
 		g, err := h.CreateGuest(ctx, tc.cfg)
 		require.NoError(t, err)
-		m, err := h.Backend().MapForeign(g.Domain(), domctl.ProtRead, []uint64{startInfoPFN}, make([]int32, 1))
+		si, err := h.Frame(g.Domain(), startInfoPFN)
+		require.NoError(t, err)
+		m, err := h.Backend().MapForeign(g.Domain(), domctl.ProtRead, []uint64{si}, make([]int32, 1))
 		require.NoError(t, err)
 		mg, err := magic.Parse(m[:magic.MagicSize])
 		require.NoError(t, err)
@@ -207,7 +213,9 @@ func TestSharedInfoFrameIsMappable(t *testing.T) {
 	require.NoError(t, err)
 	info, err := c.DomainInfo(ctx, g.Domain())
 	require.NoError(t, err)
-	m, err := c.MapForeign(ctx, g.Domain(), domctl.ProtReadWrite, []uint64{info.SharedInfoFrame, 3, info.SharedInfoFrame + 1})
+	f3, err := h.Frame(g.Domain(), 3)
+	require.NoError(t, err)
+	m, err := c.MapForeign(ctx, g.Domain(), domctl.ProtReadWrite, []uint64{info.SharedInfoFrame, f3, info.SharedInfoFrame + 1})
 	require.NoError(t, err)
 	require.NoError(t, m.Err(0))
 	require.NoError(t, m.Err(1))

@@ -13,8 +13,7 @@ type PVFrames int
 
 // PV frame models.
 const (
-	// PVFramesDefault is the Host's default model (currently
-	// PVFramesIdentity).
+	// PVFramesDefault is the Host's default model, PVFramesMachine.
 	PVFramesDefault PVFrames = iota
 	// PVFramesMachine numbers a PV domain's frames as real Xen does:
 	// each populated pfn is backed by a machine frame (MFN) from a
@@ -28,9 +27,8 @@ const (
 	PVFramesIdentity
 )
 
-// defaultPVFrames is what PVFramesDefault means. It becomes
-// PVFramesMachine once the project's restore translates PV frames.
-const defaultPVFrames = PVFramesIdentity
+// defaultPVFrames is what PVFramesDefault means: frames as on real Xen.
+const defaultPVFrames = PVFramesMachine
 
 func (f PVFrames) String() string {
 	switch f {

@@ -248,3 +248,26 @@ func TestPVGuestMachineLayout(t *testing.T) {
 		})
 	}
 }
+
+func TestHostFrame(t *testing.T) {
+	for _, frames := range []PVFrames{PVFramesMachine, PVFramesIdentity} {
+		t.Run(frames.String(), func(t *testing.T) {
+			h, err := NewHost(&Config{PVFrames: frames})
+			require.NoError(t, err)
+			defer h.Close()
+			g, err := h.CreateGuest(t.Context(), GuestConfig{Kind: PV64})
+			require.NoError(t, err)
+			f, err := h.Frame(g.Domain(), 1)
+			require.NoError(t, err)
+			if frames == PVFramesMachine {
+				assert.NotEqual(t, uint64(1), f, "a machine frame is not the pfn")
+			} else {
+				assert.Equal(t, uint64(1), f)
+			}
+			_, err = h.Frame(g.Domain(), 1<<40)
+			assert.Error(t, err, "unpopulated pfn")
+			_, err = h.Frame(999, 1)
+			assert.Error(t, err, "missing domain")
+		})
+	}
+}

@@ -90,8 +90,10 @@ func TestRestoreIntoNewDomainRunsSameGuest(t *testing.T) {
 		// A cancel value handed to a restored guest breaks it.
 		{"seed-given-cancel", PV64, ConventionSeed, 0, true},
 	}
-	src := newTestHost(t, nil)
-	dst := newTestHost(t, nil)
+	// migrate copies memory frame by frame, as a toolstack that does not
+	// translate PV frames would: identity frames make that valid.
+	src := newTestHost(t, &Config{PVFrames: PVFramesIdentity})
+	dst := newTestHost(t, &Config{PVFrames: PVFramesIdentity})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)

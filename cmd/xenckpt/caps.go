@@ -259,7 +259,7 @@ func (h *host) gatherSources(ctx context.Context, dom domctl.DomID, ro checkpoin
 
 // readMagic reads start_info.magic[] of a PV guest. Xen tells dom0 where
 // start_info is only in vCPU0's rdx at suspend time, so a running guest's
-// is found only on the simulator, whose guests keep it in frame 1.
+// is found only on the simulator, whose guests keep it in pfn 1.
 func (h *host) readMagic(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) (string, bool) {
 	bits, err := h.hv.AddressSize(ctx, dom)
 	if err != nil {
@@ -275,7 +275,10 @@ func (h *host) readMagic(ctx context.Context, dom domctl.DomID, info domctl.Doma
 		}
 		frame = vc.RDX()
 	case h.sim != nil:
-		frame = 1
+		// pfn 1, reached through its machine frame as on real Xen.
+		if frame, err = h.sim.Frame(dom, 1); err != nil {
+			return "", false
+		}
 	default:
 		return "", false
 	}
@@ -284,6 +287,9 @@ func (h *host) readMagic(ctx context.Context, dom domctl.DomID, info domctl.Doma
 		return "", false
 	}
 	defer m.Close()
+	if m.Err(0) != nil {
+		return "", false
+	}
 	si, err := magic.DecodeStartInfo(m.Bytes(), width)
 	if err != nil {
 		return "", false
