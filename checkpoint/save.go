@@ -16,9 +16,13 @@ import (
 // Result summarises a finished save, checkpoint or migration.
 type Result struct {
 	Domain domctl.DomID
-	// Pages and Bytes of page data sent (all rounds).
-	Pages uint64
-	Bytes uint64
+	// Pages is every pfn entry sent in PAGE_DATA records, all rounds,
+	// holes included: as libxc, a save walks every pfn up to the guest's
+	// highest, so a PVH guest with frames near 4 GiB counts about a
+	// million. DataPages is those that carried data, Bytes their bytes.
+	Pages     uint64
+	DataPages uint64
+	Bytes     uint64
 	// Rounds is the number of precopy rounds after the first full pass
 	// (live only).
 	Rounds int
@@ -225,7 +229,7 @@ func (s *session) final(ctx context.Context, pending []uint64, checkpointed bool
 	if err != nil {
 		return fmt.Errorf("ending image: %w", err)
 	}
-	s.res.Pages, s.res.Bytes = s.mem.pages, s.mem.bytes
+	s.res.Pages, s.res.DataPages, s.res.Bytes = s.mem.pages, s.mem.dataPages, s.mem.bytes
 	s.o.emit(Progress{Domain: s.dom, Phase: PhaseSuspended, Round: s.res.Rounds, Pages: s.mem.pages,
 		Bytes: s.mem.bytes, RoundPages: s.mem.pages - p0, PauseTime: time.Since(s.suspendAt)})
 	return nil
