@@ -406,6 +406,9 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if !c.priv && perms[0].Dom != n.perms[0].Dom {
 			return nil, syscall.EPERM
 		}
+		if !c.s.domainExists(perms[0].Dom) {
+			return nil, syscall.ENOENT // cxenstored under Xen: no such owner
+		}
 		n.perms = perms
 		v.modified(p)
 		v.fire(p, false, perms)
@@ -719,6 +722,9 @@ func (c *conn) domainOp(m *wire.Msg) ([]*conn, error) {
 		}
 		if dom == 0 || d != nil {
 			return nil, nil
+		}
+		if !s.domainExists(dom) {
+			return nil, syscall.EINVAL // cxenstored under Xen
 		}
 		s.domains[dom] = &domain{id: dom, mfn: mfn, port: uint32(port)}
 		s.fireSpecial("@introduceDomain")

@@ -48,8 +48,11 @@ func limit(v, def int) int {
 
 // Config configures a Server. A nil *Config means every default.
 type Config struct {
-	// Domains answers domain-state questions for DomainChanged. Nil means
-	// every domain exists and is running.
+	// Domains answers domain-state questions for DomainChanged, and, as
+	// cxenstored under Xen does, makes INTRODUCE of a domain that does
+	// not exist fail with EINVAL and SET_PERMS naming such an owner
+	// with ENOENT. Nil means every domain exists and is running (like
+	// the daemons under the project's LD_PRELOAD shim).
 	Domains DomainStates
 	// Quota limits unprivileged domains.
 	Quota Quota
@@ -198,6 +201,16 @@ func (s *Server) Client(dom uint32) (*xenstore.Client, error) {
 		return nil, err
 	}
 	return xenstore.NewClient(c, nil), nil
+}
+
+// domainExists reports whether dom exists, per Config.Domains; s.mu is
+// held. Dom0 always does.
+func (s *Server) domainExists(dom uint32) bool {
+	if s.cfg.Domains == nil || dom == 0 {
+		return true
+	}
+	exists, _ := s.cfg.Domains.DomainState(dom)
+	return exists
 }
 
 // DomainChanged re-checks every introduced domain against Config.Domains,

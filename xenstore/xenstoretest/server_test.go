@@ -250,3 +250,22 @@ func TestServeAfterClose(t *testing.T) {
 	_, err = srv.Connect(0)
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
+
+// TestDomainsMustExist: with Config.Domains, the server refuses what
+// cxenstored under Xen refuses (seen in the lab's dom0): INTRODUCE of a
+// domain that does not exist (EINVAL) and SET_PERMS naming such an owner
+// (ENOENT); other entries may name any domain.
+func TestDomainsMustExist(t *testing.T) {
+	ctx := context.Background()
+	st := &states{m: map[uint32][2]bool{}}
+	_, dom0 := setup(t, &xenstoretest.Config{Domains: st})
+	assert.ErrorIs(t, dom0.Introduce(ctx, 6, 1, 1), syscall.EINVAL)
+	require.NoError(t, dom0.Write(ctx, "/p", nil))
+	err := dom0.SetPerms(ctx, "/p", []xenstore.Perm{{Dom: 6, Access: xenstore.AccessNone}})
+	assert.ErrorIs(t, err, syscall.ENOENT)
+	require.NoError(t, dom0.SetPerms(ctx, "/p", []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: 6, Access: xenstore.AccessRead}}))
+
+	st.set(6, true, false)
+	require.NoError(t, dom0.Introduce(ctx, 6, 1, 1))
+	require.NoError(t, dom0.SetPerms(ctx, "/p", []xenstore.Perm{{Dom: 6, Access: xenstore.AccessNone}}))
+}
