@@ -62,24 +62,30 @@ func TestXensim(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, 64, bits)
 
-			// Memory: populate, map, write, log-dirty.
-			require.NoError(t, c.PopulatePhysmap(ctx, dom, []uint64{0, 1, 2, 3}))
+			// Memory: populate, map, write, log-dirty. The domain is PV:
+			// its frames are the machine frames populate_physmap returns.
+			frames, err := c.PopulatePhysmapFrames(ctx, dom, []uint64{0, 1, 2, 3})
+			require.NoError(t, err)
+			require.Len(t, frames, 4)
 			max, err := c.MaxGPFN(ctx, dom)
 			require.NoError(t, err)
 			assert.GreaterOrEqual(t, max, uint64(3))
 			types := make([]uint32, 2)
-			require.NoError(t, c.PageFrameTypes(ctx, dom, []uint64{1, 3}, types))
+			require.NoError(t, c.PageFrameTypes(ctx, dom, []uint64{frames[1], frames[3]}, types))
 
 			require.NoError(t, c.EnableLogDirty(ctx, dom))
 			bitmap := make([]uint64, 1)
 			_, err = c.CleanDirty(ctx, dom, bitmap, false)
 			require.NoError(t, err)
-			m, err := c.MapForeign(ctx, dom, domctl.ProtReadWrite, []uint64{2})
+			m, err := c.MapForeign(ctx, dom, domctl.ProtReadWrite, []uint64{frames[2]})
 			require.NoError(t, err)
-			require.NoError(t, m.Err(0))
+			if !assert.NoError(t, m.Err(0)) {
+				m.Close()
+				t.FailNow()
+			}
 			m.Page(0)[0] = 0x5a
 			require.NoError(t, m.Close())
-			m, err = c.MapForeign(ctx, dom, domctl.ProtRead, []uint64{2})
+			m, err = c.MapForeign(ctx, dom, domctl.ProtRead, []uint64{frames[2]})
 			require.NoError(t, err)
 			assert.EqualValues(t, 0x5a, m.Page(0)[0])
 			require.NoError(t, m.Close())
