@@ -62,7 +62,6 @@ type pvRestore struct {
 	types     []stream.PageType
 	p2mFrames []uint64 // pfns of the guest's own p2m frames, by index
 	tables    bool     // the image holds page tables
-	buf       []byte   // staging for a batch of page data
 	// extra holds each vCPU's X86_PV_VCPU_EXTENDED, _XSAVE and _MSRS
 	// blobs, applied after its basic context.
 	extra map[uint32]*vcpuExtra
@@ -256,30 +255,32 @@ func (rs *restorer) loadPVPages(ctx context.Context, rec stream.Record) error {
 		return nil
 	}
 	n := len(data) * pageSize
-	if cap(pv.buf) < n {
-		pv.buf = make([]byte, n)
-	}
-	buf := pv.buf[:n]
-	if err := rs.r.ReadPagesContiguous(buf); err != nil {
-		return fmt.Errorf("reading page data: %w", err)
-	}
 	mfns := make([]uint64, len(data))
 	for i, pfn := range data {
-		if lvl := int(kinds[i] &^ stream.PagePinned); lvl >= 1 && lvl <= 4 {
-			pv.tables = true
-			if err := rs.localise(ctx, buf[i*pageSize:(i+1)*pageSize], lvl, pfn); err != nil {
-				return err
-			}
-		}
 		mfns[i] = pv.p2m[pfn]
 	}
-	mp, err := mapFrames(ctx, rs.c.hv, rs.dom, domctl.ProtWrite, mfns)
+	// Straight from the stream into the guest; page tables are localised
+	// in place (no frame is typed before the pinning at the end).
+	mp, err := mapFrames(ctx, rs.c.hv, rs.dom, domctl.ProtReadWrite, mfns)
 	if err != nil {
 		return fmt.Errorf("mapping %d frames for writing: %w", len(mfns), err)
 	}
-	copy(mp.Bytes(), buf)
-	if err := mp.Close(); err != nil {
-		return fmt.Errorf("unmapping restored frames: %w", err)
+	mem := mp.Bytes()[:n]
+	err = rs.r.ReadPagesContiguous(mem)
+	if err != nil {
+		err = fmt.Errorf("reading page data: %w", err)
+	}
+	for i := 0; err == nil && i < len(data); i++ {
+		if lvl := int(kinds[i] &^ stream.PagePinned); lvl >= 1 && lvl <= 4 {
+			pv.tables = true
+			err = rs.localise(ctx, mem[i*pageSize:(i+1)*pageSize], lvl, data[i])
+		}
+	}
+	if cerr := mp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("unmapping restored frames: %w", cerr)
+	}
+	if err != nil {
+		return err
 	}
 	rs.bytes += uint64(n)
 	if rs.o.Progress != nil {
