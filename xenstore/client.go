@@ -55,13 +55,17 @@ func (c *Config) maxReply() int {
 // next call to wake it, instead of sitting in read(2).
 //
 // The direct path: on a unix socket (DialSocket, Dial), a call made
-// while no other call is in flight and no watch is registered takes the
-// reader role itself. It writes its request and reads its reply with raw
-// syscalls, as libxenstore does: two syscalls, no goroutine switch, and
-// no thread handoff by the scheduler. The raw read is bounded by a 2 ms
-// socket timeout; past it, or when other calls or watches appear
-// meanwhile, the caller routes what it read and hands the role to the
-// reader goroutine (see docs/bench-xenstore.md).
+// while no other call is in flight, no watch is registered and no call
+// overlapped another in the last 64 calls takes the reader role itself.
+// It writes its request and reads its reply with raw syscalls, as
+// libxenstore does: two syscalls, no goroutine switch, and no thread
+// handoff by the scheduler. The raw read is bounded by a 2 ms socket
+// timeout; past it, or when other calls or watches appear meanwhile,
+// the caller routes what it read and hands the role to the reader
+// goroutine (see docs/bench-xenstore.md).
+//
+// Through /dev/xen/xenbus one request at a time is in flight (see
+// DialXenbus).
 type Client struct {
 	rwc io.ReadWriteCloser
 	cfg Config

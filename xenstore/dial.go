@@ -77,7 +77,9 @@ func DialSocket(ctx context.Context, path string, cfg *Config) (*Client, error) 
 
 // DialXenbus opens XenbusDevice. The kernel device accepts whole frames
 // and queues replies; ctx only bounds the open. Through the device,
-// request payloads are limited to 4080 bytes, WATCH and UNWATCH are
+// requests go one at a time (Linux 6.1's device mixes up requests in
+// flight together on one open file), request payloads are limited to
+// 4080 bytes, WATCH and UNWATCH are
 // answered by the kernel, and a WATCH the daemon refuses fails with the
 // daemon's errno, the connection staying usable.
 func DialXenbus(ctx context.Context, cfg *Config) (*Client, error) {

@@ -20,7 +20,8 @@
 // already been sent. Close unblocks every pending call.
 //
 // On a unix socket (Dial, DialSocket) a call made while no other call is
-// in flight and no watch is registered takes the direct path: it writes
+// in flight, no watch is registered and no call overlapped another in the
+// last 64 calls takes the direct path: it writes
 // its request and reads its own reply itself, with raw syscalls, as
 // libxenstore does, without waking the reader goroutine. Such a read
 // keeps its thread for at most 2 ms (a socket timeout); then, or as soon
