@@ -79,12 +79,17 @@ func Digest(res []TestResult, max int) string {
 			break
 		}
 		why := 0
-		for _, l := range r.Output {
+		for i, l := range r.Output {
 			if why == 4 {
 				break
 			}
 			if failLineRE.MatchString(l) && !strings.HasPrefix(strings.TrimSpace(l), "--- FAIL: "+r.Name+" ") {
 				l = strings.TrimSpace(l)
+				// testify puts the error itself on the line after
+				// "Error: Received unexpected error:".
+				if strings.HasSuffix(l, ":") && i+1 < len(r.Output) {
+					l += " " + strings.TrimSpace(r.Output[i+1])
+				}
 				if len(l) > 200 {
 					l = l[:200] + "…"
 				}

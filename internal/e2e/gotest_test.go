@@ -56,7 +56,8 @@ func TestDigest(t *testing.T) {
 === RUN   TestB/sub
     b_test.go:9: boom
         	Error Trace:	x
-        	Error:      	Received unexpected error: EIO
+        	Error:      	Received unexpected error:
+        	            	EIO
 --- FAIL: TestB (1.00s)
     --- FAIL: TestB/sub (1.00s)
 === RUN   TestD
