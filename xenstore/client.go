@@ -88,6 +88,8 @@ type Client struct {
 	watches   map[string]*Watch // by token
 	nextToken uint64
 	shared    int           // calls left before the direct path is tried again
+	yielding  bool          // the reader goroutine yields, holding the role
+	stolen    bool          // a direct caller took the role while it yielded
 	err       error         // why the connection stopped; set once, before done closes
 	closing   bool          // Close was called
 	shut      bool          // the connection was closed (Close, or a failed write)
@@ -199,11 +201,29 @@ func (c *Client) background() {
 			return
 		}
 		for {
-			if err := c.readOne(); err != nil {
+			routed, err := c.readOne()
+			if err != nil {
 				c.stop(err)
 				return
 			}
 			c.mu.Lock()
+			if routed && !c.rd.buffered() {
+				// Let the woken caller run on this thread now,
+				// instead of waiting for another thread to steal
+				// it while this one blocks in read(2). Its next
+				// call finds the reader busy, and may take the
+				// role over for the direct path (stolen).
+				c.yielding = true
+				c.mu.Unlock()
+				yield()
+				c.mu.Lock()
+				c.yielding = false
+				if c.stolen {
+					c.stolen = false
+					c.mu.Unlock()
+					break
+				}
+			}
 			if len(c.pending) > 0 || len(c.watches) > 0 {
 				c.mu.Unlock()
 				continue
@@ -230,22 +250,17 @@ func (c *Client) release() bool {
 	return false
 }
 
-// readOne reads one frame, scheduler-aware, and routes it. (Reading
+// readOne reads one frame, scheduler-aware, and routes it; routed
+// reports whether a call got its reply. (Reading
 // here with direct syscalls was tried: it keeps the other callers from
 // running while the reader blocks, so the daemon gets smaller batches
 // and pipelined calls cost more CPU on one CPU.)
-func (c *Client) readOne() error {
+func (c *Client) readOne() (routed bool, err error) {
 	m, err := c.rd.next(c.rwc, c.cfg.maxReply())
 	if err != nil {
-		return err
+		return false, err
 	}
-	if c.route(m) && !c.rd.buffered() {
-		// Let the woken caller run on this thread now, instead of
-		// waiting for another thread to steal it while this one
-		// blocks in read(2).
-		yield()
-	}
-	return nil
+	return c.route(m), nil
 }
 
 // route delivers a frame: a watch event to its Watch, a reply to the call
@@ -288,6 +303,10 @@ func (c *Client) readDirect(ch chan *wire.Msg) (*wire.Msg, bool) {
 		if errors.Is(err, errDirectSlow) {
 			c.mu.Lock()
 			c.kick <- struct{}{} // the role stays taken: now the reader's
+			// A slow daemon (or one in this process, needing the
+			// thread this call holds): the next calls wait through
+			// the reader goroutine.
+			c.shared = sharedCalls
 			c.mu.Unlock()
 			return nil, false
 		}
@@ -377,8 +396,12 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	} else if c.shared > 0 {
 		c.shared--
 	}
-	direct := c.direct != nil && !c.reading && len(c.pending) == 1 && len(c.watches) == 0 && c.shared == 0
+	direct := c.direct != nil && len(c.pending) == 1 && len(c.watches) == 0 && c.shared == 0 &&
+		(!c.reading || c.yielding && !c.stolen)
 	if direct {
+		if c.reading {
+			c.stolen = true // the yielding reader goroutine goes idle
+		}
 		c.reading = true
 	}
 	c.mu.Unlock()
@@ -452,8 +475,8 @@ func (c *Client) send(m *wire.Msg, direct bool) error {
 	return err
 }
 
-// sharedCalls is how many calls after one that overlapped another keep
-// off the direct path.
+// sharedCalls is how many calls after one that overlapped another, or
+// whose direct read timed out, keep off the direct path.
 const sharedCalls = 64
 
 // reply turns m, the reply to a t request, into its payload; an XS_ERROR
