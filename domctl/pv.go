@@ -296,16 +296,19 @@ func (c *Conn) ExtVCPUContext(ctx context.Context, dom DomID, vcpu uint32) ([]by
 
 // VCPUExtState is XEN_DOMCTL_getvcpuextstate for vCPU vcpu: a size query
 // (null buffer), then the xsave blob of an X86_PV_VCPU_XSAVE record. A
-// vCPU without extended state (size 0) gives nil.
+// host without xsave (xfeature_mask 0) or a vCPU without extended state
+// (size 0) gives nil, as libxc's write_one_vcpu_xsave skips the record.
+// The data call passes the mask the query answered: Xen refuses another.
 func (c *Conn) VCPUExtState(ctx context.Context, dom DomID, vcpu uint32) ([]byte, error) {
-	var size uint64
+	var size, mask uint64
 	err := c.domctl(ctx, abi.XEN_DOMCTL_getvcpuextstate, dom, func(d *abi.Domctl) {
 		abi.DomctlPayload[abi.DomctlVCPUExtState](d).VCPU = vcpu
 	}, func(d *abi.Domctl) error {
-		size = abi.DomctlPayload[abi.DomctlVCPUExtState](d).Size
+		p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
+		size, mask = p.Size, p.XfeatureMask
 		return nil
 	})
-	if err != nil || size == 0 {
+	if err != nil || size == 0 || mask == 0 {
 		return nil, newOpError(OpGetVCPUExtState, dom, err)
 	}
 	if size > 1<<20 {
@@ -318,7 +321,7 @@ func (c *Conn) VCPUExtState(ctx context.Context, dom DomID, vcpu uint32) ([]byte
 	defer c.free(buf)
 	err = c.domctl(ctx, abi.XEN_DOMCTL_getvcpuextstate, dom, func(d *abi.Domctl) {
 		p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
-		p.VCPU, p.Size, p.Buffer = vcpu, size, abi.BufferPointer(buf)
+		p.VCPU, p.XfeatureMask, p.Size, p.Buffer = vcpu, mask, size, abi.BufferPointer(buf)
 	}, func(d *abi.Domctl) error {
 		got := abi.DomctlPayload[abi.DomctlVCPUExtState](d).Size
 		if got > size {

@@ -274,8 +274,11 @@ func TestGetExtendedVCPUStateGolden(t *testing.T) {
 			p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
 			queries = append(queries, p.Size)
 			if p.Buffer.IsNull() {
-				p.Size = 64 // the most Xen could write
+				p.Size, p.XfeatureMask = 64, 0x7 // the most Xen could write; the host's mask
 				break
+			}
+			if p.XfeatureMask != 0x7 {
+				return 0, syscall.EINVAL // Xen: the data call must pass the host's mask
 			}
 			copy(mem(p.Buffer.Addr(), int(p.Size)), xsave)
 			p.Size = uint64(len(xsave))

@@ -22,6 +22,7 @@ type vcpu struct {
 	ctx               []byte
 	pausedForShutdown bool
 	online            bool
+	ext               vcpuExt // pv_ext.go
 }
 
 // domain is one simulated Xen domain. Fields are guarded by Xen.mu unless

@@ -276,6 +276,9 @@ func (x *xen) domctl(addr uint64) error {
 		arr := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), p.Num)
 		return x.pageTypes(id, arr)
 	}
+	if ok, err := x.pvExtDomctl(id, dc); ok { // pv_ext.go
+		return err
+	}
 	return errENOSYS
 }
 

@@ -74,7 +74,7 @@ type payload interface {
 	DomctlCreateDomain | DomctlGetDomainInfo | DomctlGetPageFrameInfo3 |
 		DomctlShadowOp | DomctlMaxMem | DomctlMaxVCPUs | DomctlVCPUContext | DomctlHVMContext |
 		DomctlAddressSize | DomctlTSCInfo | DomctlSubscribe | DomctlVCPUExtState | DomctlVCPUMSRs |
-		DomctlCPUPolicy
+		DomctlCPUPolicy | DomctlExtVCPUContext
 }
 
 // DomctlPayload returns d's union u viewed as the payload type T, for

@@ -72,6 +72,7 @@ func init() {
 	reg[abi.DomctlVCPUExtState]("DomctlVCPUExtState")
 	reg[abi.DomctlVCPUMSRs]("DomctlVCPUMSRs")
 	reg[abi.DomctlVCPUMSR]("DomctlVCPUMSR")
+	reg[abi.DomctlExtVCPUContext]("DomctlExtVCPUContext")
 	reg[abi.DomctlCPUPolicy]("DomctlCPUPolicy")
 	reg[abi.CPUIDLeaf]("CPUIDLeaf")
 	reg[abi.MSREntry]("MSREntry")

@@ -144,6 +144,8 @@ type DomctlVCPUMSRs C.struct_xen_domctl_vcpu_msrs
 
 type DomctlVCPUMSR C.struct_xen_domctl_vcpu_msr
 
+type DomctlExtVCPUContext C.struct_xen_domctl_ext_vcpucontext
+
 type DomctlCPUPolicy C.struct_xen_domctl_cpu_policy
 
 type CPUIDLeaf C.struct_xen_cpuid_leaf

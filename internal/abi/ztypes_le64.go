@@ -251,6 +251,20 @@ type DomctlVCPUMSR struct {
 	Value    uint64
 }
 
+type DomctlExtVCPUContext struct {
+	_                       structs.HostLayout
+	VCPU                    uint32
+	Size                    uint32
+	Syscall32CallbackEIP    uint64
+	SysenterCallbackEIP     uint64
+	Syscall32CallbackCS     uint16
+	SysenterCallbackCS      uint16
+	Syscall32DisablesEvents uint8
+	SysenterDisablesEvents  uint8
+	McgCap                  uint64
+	_                       [24]byte
+}
+
 type DomctlCPUPolicy struct {
 	_          structs.HostLayout
 	NrLeaves   uint32
