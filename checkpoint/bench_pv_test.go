@@ -11,20 +11,30 @@ import (
 	"github.com/xenckpt/xenckpt/xensim"
 )
 
-// BenchmarkSnapshotPV: BenchmarkSnapshot for guests whose frames are
-// numbered as on real Xen. A PV guest with machine frames (MFN != PFN) is
-// read through its p2m, page by page by MFN, and its page tables and vCPU
-// frames are normalised into PFNs; a PVH guest is read by gfn, as every
-// HVM guest. x_memmove is memmove time / snapshot time in the same run
-// (1.0 = as fast as memmove); the pv64 and pvh rows differ by what the PV
-// path costs.
+// BenchmarkSnapshotPV: BenchmarkSnapshot by guest type and frame model.
+// A PV guest with machine frames (MFN != PFN, xensim's default, as on real
+// Xen) is read through its p2m, page by page by MFN, and its page tables
+// and vCPU frames are normalised into PFNs; "identity" is the same guest
+// with MFN == PFN (the simulator's model before machine frames, where
+// translation is trivial); a PVH guest is read by gfn, as every HVM guest.
+// x_memmove is memmove time / snapshot time in the same run (1.0 = as fast
+// as memmove).
 func BenchmarkSnapshotPV(b *testing.B) {
-	for _, kind := range []xensim.Kind{xensim.PV64, xensim.PV32, xensim.PVH} {
+	for _, tc := range []struct {
+		name   string
+		kind   xensim.Kind
+		frames xensim.PVFrames
+	}{
+		{"pv64", xensim.PV64, xensim.PVFramesMachine},
+		{"pv64-identity", xensim.PV64, xensim.PVFramesIdentity},
+		{"pv32", xensim.PV32, xensim.PVFramesMachine},
+		{"pvh", xensim.PVH, xensim.PVFramesMachine},
+	} {
 		for _, size := range benchSizes() {
-			b.Run(kind.String()+"/"+sizeName(size), func(b *testing.B) {
-				e := newEnvOn(b, &xensim.Config{PVFrames: xensim.PVFramesMachine}, nil)
+			b.Run(tc.name+"/"+sizeName(size), func(b *testing.B) {
+				e := newEnvOn(b, &xensim.Config{PVFrames: tc.frames}, nil)
 				conv := xensim.ConventionLinux
-				g := e.guest(b, xensim.GuestConfig{Kind: kind, Convention: conv, Pages: size / 4096, Tick: 50 * time.Millisecond})
+				g := e.guest(b, xensim.GuestConfig{Kind: tc.kind, Convention: conv, Pages: size / 4096, Tick: 50 * time.Millisecond})
 				snapshotLoop(b, e, g, size, &checkpoint.SaveOptions{Resume: resumeOpts(conv)})
 			})
 		}
