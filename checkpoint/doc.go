@@ -117,7 +117,12 @@
 // page table of a running guest (live rounds) that names a frame outside
 // its p2m is sent as XTAB and again in the final round; once the guest is
 // suspended that, like an unreadable p2m (found before the suspend), is
-// ErrBadFrame, and the guest is resumed.
+// ErrBadFrame, and the guest is resumed. Each online vCPU gets, in
+// libxc's order, X86_PV_VCPU_BASIC, X86_PV_VCPU_EXTENDED (the
+// ext_vcpucontext), X86_PV_VCPU_XSAVE (getvcpuextstate; none on a host
+// without xsave) and X86_PV_VCPU_MSRS (get_vcpu_msrs; none when all are
+// zero); as in libxc, a hypervisor that cannot answer one of those fails
+// the save and the guest is resumed.
 //
 // # Restoring PV guests
 //
@@ -139,10 +144,6 @@
 //
 // # Limitations
 //
-//   - PV saves write each online vCPU's X86_PV_VCPU_BASIC record only:
-//     the EXTENDED, XSAVE and MSRS records libxc adds are not read yet
-//     (the Hypervisor interface has no getters for them). xl restores
-//     such images; the restored vCPUs get Xen's defaults for that state.
 //   - A PV guest on a Xen without log-dirty support for PV guests (no
 //     shadow paging, as Debian's build) cannot be saved live: a Live
 //     request copies it suspended instead, with a warning in the log.

@@ -172,9 +172,24 @@ func (s *streamSink) state(st *domainState) error {
 			return err
 		}
 	}
+	// libxc's order: each online vCPU's BASIC, EXTENDED, XSAVE, MSRS.
 	for _, v := range st.VCPUs {
-		if err := s.w.WriteVCPU(stream.RecX86PVVCPUBasic, stream.VCPU{ID: v.ID, Context: v.Ctx}); err != nil {
-			return err
+		recs := [...]struct {
+			t    stream.RecordType
+			blob []byte
+		}{
+			{stream.RecX86PVVCPUBasic, v.Ctx},
+			{stream.RecX86PVVCPUExtended, v.Ext},
+			{stream.RecX86PVVCPUXSave, v.XSave},
+			{stream.RecX86PVVCPUMSRs, v.MSRs},
+		}
+		for _, r := range recs {
+			if len(r.blob) == 0 && r.t != stream.RecX86PVVCPUBasic {
+				continue
+			}
+			if err := s.w.WriteVCPU(r.t, stream.VCPU{ID: v.ID, Context: r.blob}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -30,13 +30,14 @@ func machineEnv(t *testing.T) *env {
 var pvKinds = []xensim.Kind{xensim.PV64, xensim.PV32}
 
 // pvImage is what a PV image holds, decoded: pages by pfn with their
-// types, the p2m frame list and vCPU contexts.
+// types, the p2m frame list and vCPU contexts and records.
 type pvImage struct {
 	pages map[uint64][]byte
 	types map[uint64]stream.PageType
 	p2m   stream.P2MFrames
 	vcpus map[uint32][]byte
 	info  stream.X86PVInfo
+	recs  []vcpuRec // every X86_PV_VCPU_* record, in stream order
 }
 
 func decodePV(t *testing.T, img []byte) pvImage {
@@ -57,10 +58,14 @@ func decodePV(t *testing.T, img []byte) pvImage {
 			out.info, err = rec.X86PVInfo()
 		case stream.RecX86PVP2MFrames:
 			out.p2m, err = rec.P2MFrames()
-		case stream.RecX86PVVCPUBasic:
+		case stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
 			var v stream.VCPU
 			v, err = rec.VCPU()
-			out.vcpus[v.ID] = append([]byte(nil), v.Context...)
+			blob := append([]byte(nil), v.Context...)
+			out.recs = append(out.recs, vcpuRec{rec.Type, v.ID, blob})
+			if rec.Type == stream.RecX86PVVCPUBasic {
+				out.vcpus[v.ID] = blob
+			}
 		case stream.RecPageData:
 			var data []byte
 			data, err = r.Pages()

@@ -198,10 +198,15 @@ var savedHVMParams = []uint32{
 	38, // HVM_PARAM_MCA_CAP
 }
 
-// vcpuState is one vCPU's saved context.
+// vcpuState is one vCPU's saved context. For PV, Ext, XSave and MSRs
+// are the blobs of its X86_PV_VCPU_EXTENDED, _XSAVE and _MSRS records
+// (nil: no record).
 type vcpuState struct {
-	ID  uint32
-	Ctx []byte
+	ID    uint32
+	Ctx   []byte
+	Ext   []byte
+	XSave []byte
+	MSRs  []byte
 }
 
 // hvmParam is one saved HVM parameter.
@@ -305,7 +310,12 @@ func (c *Controller) captureState(ctx context.Context, dom domctl.DomID, sh gues
 			c.log.DebugContext(ctx, "vCPU offline, not saved", "domain", dom, "vcpu", v)
 			continue
 		}
-		st.VCPUs = append(st.VCPUs, vcpuState{ID: v, Ctx: vc.Raw})
+		vs, err := c.pvVCPUExtra(ctx, dom, v)
+		if err != nil {
+			return nil, err
+		}
+		vs.Ctx = vc.Raw
+		st.VCPUs = append(st.VCPUs, vs)
 	}
 	// The shared info page is Xen's, not the guest's: a hypervisor that
 	// cannot map it (the simulator) gets no SHARED_INFO record, which
@@ -320,6 +330,25 @@ func (c *Controller) captureState(ctx context.Context, dom domctl.DomID, sh gues
 		return nil, fmt.Errorf("unmapping shared info: %w", err)
 	}
 	return st, nil
+}
+
+// pvVCPUExtra reads the state libxc's write_all_vcpu_information saves
+// after a PV vCPU's basic context: the extended context, the xsave state
+// (none on a host without xsave) and the MSRs Xen sends (none when all
+// are zero). As in libxc, any failure fails the save.
+func (c *Controller) pvVCPUExtra(ctx context.Context, dom domctl.DomID, v uint32) (vcpuState, error) {
+	vs := vcpuState{ID: v}
+	var err error
+	if vs.Ext, err = c.hv.ExtVCPUContext(ctx, dom, v); err != nil {
+		return vs, fmt.Errorf("getting vCPU %d extended context: %w", v, err)
+	}
+	if vs.XSave, err = c.hv.VCPUExtState(ctx, dom, v); err != nil {
+		return vs, fmt.Errorf("getting vCPU %d xsave state: %w", v, err)
+	}
+	if vs.MSRs, err = c.hv.VCPUMSRs(ctx, dom, v); err != nil {
+		return vs, fmt.Errorf("getting vCPU %d MSRs: %w", v, err)
+	}
+	return vs, nil
 }
 
 // SaveOptions is the policy of a save, checkpoint or migration. The zero

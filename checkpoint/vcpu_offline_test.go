@@ -3,7 +3,6 @@ package checkpoint_test
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"regexp"
 	"testing"
 
@@ -29,19 +28,12 @@ func vcpuUp(t *testing.T, e *env, dom domctl.DomID, v uint32, width int) bool {
 func vcpuRecords(t *testing.T, img []byte) []uint32 {
 	t.Helper()
 	var ids []uint32
-	r := stream.NewReader(bytes.NewReader(img), nil)
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			return ids
-		}
-		require.NoError(t, err)
-		if rec.Kind == stream.KindLibxc && rec.Type == stream.RecX86PVVCPUBasic {
-			v, err := rec.VCPU()
-			require.NoError(t, err)
-			ids = append(ids, v.ID)
+	for _, r := range pvVCPURecords(t, img) { // pv_ext_test.go
+		if r.t == stream.RecX86PVVCPUBasic {
+			ids = append(ids, r.id)
 		}
 	}
+	return ids
 }
 
 // TestOfflineVCPUs: a PV guest with a vCPU taken down (VCPUOP_down) is

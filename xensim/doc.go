@@ -14,7 +14,10 @@
 //     getdomaininfo, shadow_op (log-dirty ENABLE_LOGDIRTY/ENABLE, CLEAN,
 //     PEEK with XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, OFF), max_mem,
 //     get/setvcpucontext (x86_64 and x86_32 layouts), get/sethvmcontext,
-//     get/set_address_size, get/settscinfo, subscribe, getpageframeinfo3;
+//     get/set_address_size, get/settscinfo, subscribe, getpageframeinfo3,
+//     get/set_ext_vcpucontext, get/setvcpuextstate and get/set_vcpu_msrs
+//     (per-vCPU state as Xen 4.17 checks it; a host with x87|SSE|AVX
+//     xsave and no DBEXT);
 //   - memory_op: populate_physmap, maximum_gpfn, add_to_physmap (grant
 //     table), remove_from_physmap;
 //   - mmu_update (MMU_NORMAL_PT_UPDATE, MMU_MACHPHYS_UPDATE) and mmuext_op
