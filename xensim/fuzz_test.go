@@ -46,6 +46,8 @@ func FuzzHypercall(f *testing.F) {
 	for _, cmd := range []uint32{
 		abi.XEN_DOMCTL_getdomaininfo, abi.XEN_DOMCTL_shadow_op, abi.XEN_DOMCTL_getvcpucontext,
 		abi.XEN_DOMCTL_gethvmcontext, abi.XEN_DOMCTL_getpageframeinfo3, abi.XEN_DOMCTL_settscinfo,
+		abi.XEN_DOMCTL_set_ext_vcpucontext, abi.XEN_DOMCTL_getvcpuextstate, abi.XEN_DOMCTL_setvcpuextstate,
+		abi.XEN_DOMCTL_get_vcpu_msrs, abi.XEN_DOMCTL_set_vcpu_msrs, // pv_ext.go
 	} {
 		f.Add(uint64(abi.HYPERVISOR_domctl), uint64(0), uint64(0), seed(cmd, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64))
 	}
