@@ -152,6 +152,23 @@ func TestMigrateLegacyPVHLeftSuspended(t *testing.T) {
 	assert.Equal(t, true, jsonOf(t, r)["source_running"])
 }
 
+// TestMigrateStalledPipe: --io-timeout holds for a link through a
+// receive command (ssh) too. The receiver says it is ready and then
+// stalls with the guest suspended (non-live): the write times out, the
+// guest is resumed and the stuck receiver is killed, in seconds.
+func TestMigrateStalledPipe(t *testing.T) {
+	testutil.RequireCommand(t, "sh", "install a POSIX shell")
+	testutil.RequireCommand(t, "sleep", "install coreutils")
+	start := time.Now()
+	r := xenckpt(t, t.Context(), "migrate", "--sim", "--live=false", "--guest-mem", "8", "--io-timeout", "300ms",
+		"--ssh", "", "--receive-command", `printf '`+"xenckpt migration receiver ready"+`\n'; sleep 50`, "--json", "somehost")
+	assert.Equal(t, exitTransfer, r.code, r.stdout+r.stderr)
+	m := jsonOf(t, r)
+	assert.Contains(t, m["error"].(map[string]any)["message"], "timeout")
+	assert.Equal(t, true, m["source_running"])
+	assert.Less(t, time.Since(start), 30*time.Second, "neither the stalled link nor the stuck receiver holds the command")
+}
+
 // TestImageOnDevice: -o naming a device writes in place; a failure never
 // removes the device.
 func TestImageOnDevice(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -66,38 +67,100 @@ func (a *app) dialPeer(ctx context.Context, peer string, lf *linkFlags) (io.Read
 		argv = []string{"sh", "-c", lf.remoteCmd}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	stdin, err := cmd.StdinPipe()
+	// Our ends of the pipes are *os.File with deadlines, so --io-timeout
+	// holds for this link as for TCP: a stalled ssh cannot keep the
+	// command (and a suspended guest) waiting for ever.
+	p, err := newPipePair()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.childIn, p.childOut, a.stderr
+	grace := 10 * time.Second
+	if lf.ioTimeout > 0 && lf.ioTimeout < grace {
+		grace = lf.ioTimeout
 	}
-	cmd.Stderr = a.stderr
-	if err := cmd.Start(); err != nil {
+	// Once the receiver is gone, do not wait for whatever it left holding
+	// its stderr.
+	cmd.WaitDelay = grace
+	err = cmd.Start()
+	p.childIn.Close()
+	p.childOut.Close()
+	if err != nil {
+		p.r.Close()
+		p.w.Close()
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(argv, " "), err)
 	}
 	a.log.Info("started receiver", "command", strings.Join(argv, " "))
-	l := &link{Reader: stdout, Writer: newRateWriter(stdin, lf.rateMiB)}
-	l.closeFn = func() error {
-		stdin.Close()
-		err := cmd.Wait()
+	p.closeFn = func() error {
+		p.w.Close() // the receiver sees the end of its input
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(grace):
+			// A receiver that does not end with its input is stuck.
+			_ = cmd.Process.Kill()
+			err = <-done
+		}
+		p.r.Close()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil // the receiver reported its failure on the link already
+			return nil // the receiver reported its failure on the link already, or was stuck
 		}
 		return err
 	}
-	return l, nil
+	return newTimedConn(p, lf.ioTimeout, lf.rateMiB), nil
 }
 
-// timedConn is a TCP connection that fails a read or write that moves no
-// data for idle (so a cut link is noticed in seconds, not after TCP's
-// retransmission timeout) and paces writes to a rate. SetDeadline from its
-// user (the library's ctx binding) overrides the idle deadlines for good.
+// pipePair is the link to a receive command: we read its stdout (r) and
+// write its stdin (w).
+type pipePair struct {
+	r, w              *os.File
+	childIn, childOut *os.File
+	closeFn           func() error
+}
+
+func newPipePair() (*pipePair, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	return &pipePair{r: outR, w: inW, childIn: inR, childOut: outW}, nil
+}
+
+func (p *pipePair) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipePair) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipePair) Close() error                { return p.closeFn() }
+
+func (p *pipePair) SetReadDeadline(t time.Time) error  { return p.r.SetReadDeadline(t) }
+func (p *pipePair) SetWriteDeadline(t time.Time) error { return p.w.SetWriteDeadline(t) }
+func (p *pipePair) SetDeadline(t time.Time) error {
+	return errors.Join(p.r.SetDeadline(t), p.w.SetDeadline(t))
+}
+
+// deadlineConn is a link with read and write deadlines: a TCP connection
+// or a pipePair.
+type deadlineConn interface {
+	io.ReadWriteCloser
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// timedConn is a link (TCP, or the pipes of a receive command) that fails
+// a read or write that moves no data for idle (so a cut link is noticed in
+// seconds, not after TCP's retransmission timeout) and paces writes to a
+// rate. SetDeadline from its user (the library's ctx binding) overrides
+// the idle deadlines for good.
 type timedConn struct {
-	net.Conn
+	deadlineConn
 	idle time.Duration
 	rate *rateLimiter
 
@@ -105,8 +168,8 @@ type timedConn struct {
 	forced bool
 }
 
-func newTimedConn(c net.Conn, idle time.Duration, rateMiB float64) *timedConn {
-	return &timedConn{Conn: c, idle: idle, rate: newRateLimiter(rateMiB)}
+func newTimedConn(c deadlineConn, idle time.Duration, rateMiB float64) *timedConn {
+	return &timedConn{deadlineConn: c, idle: idle, rate: newRateLimiter(rateMiB)}
 }
 
 func (c *timedConn) arm(set func(time.Time) error) {
@@ -121,8 +184,8 @@ func (c *timedConn) arm(set func(time.Time) error) {
 }
 
 func (c *timedConn) Read(p []byte) (int, error) {
-	c.arm(c.Conn.SetReadDeadline)
-	return c.Conn.Read(p)
+	c.arm(c.deadlineConn.SetReadDeadline)
+	return c.deadlineConn.Read(p)
 }
 
 func (c *timedConn) Write(p []byte) (int, error) {
@@ -133,8 +196,8 @@ func (c *timedConn) Write(p []byte) (int, error) {
 			chunk = chunk[:64<<10]
 		}
 		c.rate.wait(len(chunk))
-		c.arm(c.Conn.SetWriteDeadline)
-		m, err := c.Conn.Write(chunk)
+		c.arm(c.deadlineConn.SetWriteDeadline)
+		m, err := c.deadlineConn.Write(chunk)
 		n += m
 		if err != nil {
 			return n, err
@@ -148,7 +211,7 @@ func (c *timedConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.forced = true
 	c.mu.Unlock()
-	return c.Conn.SetDeadline(t)
+	return c.deadlineConn.SetDeadline(t)
 }
 
 // rateLimiter paces bytes to a rate; nil means unlimited.
@@ -177,23 +240,6 @@ func (r *rateLimiter) wait(n int) {
 	if d := time.Until(due); d > 0 {
 		time.Sleep(d)
 	}
-}
-
-type rateWriter struct {
-	w    io.Writer
-	rate *rateLimiter
-}
-
-func newRateWriter(w io.Writer, mib float64) io.Writer {
-	if mib <= 0 {
-		return w
-	}
-	return &rateWriter{w: w, rate: newRateLimiter(mib)}
-}
-
-func (w *rateWriter) Write(p []byte) (int, error) {
-	w.rate.wait(len(p))
-	return w.w.Write(p)
 }
 
 // acceptPeer listens on addr and accepts one connection.
