@@ -154,8 +154,8 @@ func (c *Controller) setReturn(ctx context.Context, dom domctl.DomID, info domct
 		if err != nil {
 			return fmt.Errorf("getting HVM callback irq: %w", err)
 		}
-		if irq == 0 && !always {
-			return nil
+		if irq == 0 && !always && c.domainType(ctx, dom, info) != "pvh" {
+			return nil // no PV drivers: nothing reads it (noSuspendCall)
 		}
 		hc, err := c.hv.HVMContext(ctx, dom)
 		if err != nil {

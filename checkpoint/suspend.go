@@ -233,8 +233,13 @@ func domErr(what string, err error) error {
 // (HVM_PARAM_ACPI_S_STATE not 0: suspended by remote shutdown while its
 // vCPUs sleep, rax holding the guest's own value). Cancelling its suspend
 // is resumedomain alone, with no convention to follow.
+//
+// A PVH guest is never one of them: it has no device model, so it can only
+// be suspended by asking it (via never picks remote shutdown for it), and
+// a Linux that takes its events on per-vCPU upcall vectors may leave
+// HVM_PARAM_CALLBACK_IRQ at 0 while sitting in its suspend hypercall.
 func (c *Controller) noSuspendCall(ctx context.Context, dom domctl.DomID, info domctl.DomainInfo) (bool, error) {
-	if !info.HVM() {
+	if !info.HVM() || c.domainType(ctx, dom, info) == "pvh" {
 		return false, nil
 	}
 	irq, err := c.hvmParam(ctx, dom, abi.HVM_PARAM_CALLBACK_IRQ)

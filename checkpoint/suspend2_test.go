@@ -163,7 +163,15 @@ func TestSuspendWithoutPVDrivers(t *testing.T) {
 				cfg.AckTimeout = 200 * time.Millisecond
 			}
 			e := newEnv(t, &cfg)
-			g := e.guest(t, xensim.GuestConfig{Kind: xensim.PVH, Behaviour: xensim.NeverAcknowledge, SuspendEventChannel: tc.evtchn})
+			gc := xensim.GuestConfig{Kind: xensim.PVH, Behaviour: xensim.NeverAcknowledge, SuspendEventChannel: tc.evtchn}
+			var opts *checkpoint.SaveOptions
+			if tc.pvh {
+				// A PVH guest is always in its hypercall once suspended,
+				// so it needs a convention to be checkpointed at all.
+				gc.Convention = xensim.ConventionLinux
+				opts = &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)}
+			}
+			g := e.guest(t, gc)
 			ctx := testCtx(t)
 			dom := g.Domain()
 			dp := "/local/domain/" + itoa(dom)
@@ -176,7 +184,7 @@ func TestSuspendWithoutPVDrivers(t *testing.T) {
 				require.NoError(t, e.xs.Write(ctx, "/libxl/"+itoa(dom)+"/type", []byte("pvh")))
 			}
 			var img bytes.Buffer
-			res, err := e.c.Checkpoint(ctx, dom, &img, nil)
+			res, err := e.c.Checkpoint(ctx, dom, &img, opts)
 			if tc.wantErr != nil {
 				require.ErrorIs(t, err, tc.wantErr)
 				e.requireRunning(t, g)
