@@ -78,6 +78,10 @@ func BenchmarkPageBatchCopy(b *testing.B) {
 			all[i*PageSize] = byte(i)
 		}
 	})
+	for i := range gfns { // a PV domain is mapped by its machine frames
+		gfns[i], err = h.Frame(d.id, uint64(i))
+		require.NoError(b, err)
+	}
 	dst := make([]byte, batch*PageSize)
 	errs := make([]int32, batch)
 	be := h.Backend()
