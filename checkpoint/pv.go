@@ -66,11 +66,12 @@ const (
 
 // pvMemory is a PV guest's pseudo-physical memory as the save sees it:
 // its p2m (pfn -> machine frame), read from guest memory the way libxc
-// does, and the inverse.
+// does, and the inverse: inv, or m2p where inv cannot hold it.
 type pvMemory struct {
 	width  int // 8 or 4
 	levels int // 4, or 3 (PAE)
 	p2m    []uint64
+	inv    *frameIndex
 	m2p    map[uint64]uint64
 	// leaves are the pfns of the p2m's frames (X86_PV_P2M_FRAMES).
 	leaves []uint64
@@ -105,8 +106,91 @@ func (p *pvMemory) maxPFN() uint64 { return uint64(len(p.p2m)) - 1 }
 
 // pfn translates a machine frame of the guest; false if it is not one.
 func (p *pvMemory) pfn(mfn uint64) (uint64, bool) {
+	if p.inv != nil {
+		return p.inv.pfn(mfn)
+	}
 	pfn, ok := p.m2p[mfn]
 	return pfn, ok
+}
+
+// frameIndex is the inverse of a p2m (machine frame -> pfn) in blocks of
+// 1024 MFNs holding pfn+1 (0: not the guest's). Machine frames come from
+// the host's compact frame space, so a guest's MFNs fill few blocks: a
+// lookup is two slice indexes (a map lookup per block where the blocks are
+// too spread out for a slice), and the index takes about 4 bytes per page
+// where a Go map took about 45. libxc reads Xen's M2P table instead.
+type frameIndex struct {
+	first  uint64     // block number of dense[0]
+	dense  [][]uint32 // by block number - first, nil: no frame of the guest
+	sparse map[uint64][]uint32
+}
+
+const (
+	frameBlockShift = 10
+	frameBlockSize  = 1 << frameBlockShift
+)
+
+// newFrameIndex inverts p2m (invalidFrame entries skipped; of two pfns
+// with one MFN the higher wins); nil if a pfn does not fit an entry.
+func newFrameIndex(p2m []uint64) *frameIndex {
+	if uint64(len(p2m)) >= 1<<32-1 {
+		return nil
+	}
+	lo, hi, n := ^uint64(0), uint64(0), 0
+	for _, m := range p2m {
+		if m != invalidFrame {
+			lo, hi, n = min(lo, m>>frameBlockShift), max(hi, m>>frameBlockShift), n+1
+		}
+	}
+	x := &frameIndex{}
+	if n == 0 {
+		return x
+	}
+	// A directory slice while it costs at most a few pointers per block
+	// the guest needs, else a map of blocks.
+	if span := hi - lo + 1; span <= 4*uint64(n/frameBlockSize+1)+64 {
+		x.first, x.dense = lo, make([][]uint32, span)
+	} else {
+		x.sparse = map[uint64][]uint32{}
+	}
+	lastB, last := ^uint64(0), []uint32(nil)
+	for pfn, m := range p2m {
+		if m == invalidFrame {
+			continue
+		}
+		if b := m >> frameBlockShift; b != lastB {
+			lastB, last = b, x.block(b)
+			if last == nil {
+				last = make([]uint32, frameBlockSize)
+				if x.sparse != nil {
+					x.sparse[b] = last
+				} else {
+					x.dense[b-x.first] = last
+				}
+			}
+		}
+		last[m&(frameBlockSize-1)] = uint32(pfn) + 1
+	}
+	return x
+}
+
+func (x *frameIndex) block(b uint64) []uint32 {
+	if x.sparse != nil {
+		return x.sparse[b]
+	}
+	if b-x.first < uint64(len(x.dense)) {
+		return x.dense[b-x.first]
+	}
+	return nil
+}
+
+func (x *frameIndex) pfn(mfn uint64) (uint64, bool) {
+	blk := x.block(mfn >> frameBlockShift)
+	if blk == nil {
+		return 0, false
+	}
+	v := blk[mfn&(frameBlockSize-1)]
+	return uint64(v) - 1, v != 0
 }
 
 // field reads a width-sized little-endian field.
@@ -173,15 +257,20 @@ func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedIn
 		return nil, fmt.Errorf("%w: mapping p2m leaves: %w", ErrBadFrame, err)
 	}
 	p.p2m = make([]uint64, maxPFN)
-	p.m2p = make(map[uint64]uint64, maxPFN)
 	for pfn := range p.p2m {
 		v := field(leaves, pfn*width, width)
 		if !validMFN(v, width) {
-			p.p2m[pfn] = invalidFrame
-			continue
+			v = invalidFrame
 		}
 		p.p2m[pfn] = v
-		p.m2p[v] = uint64(pfn)
+	}
+	if p.inv = newFrameIndex(p.p2m); p.inv == nil {
+		p.m2p = make(map[uint64]uint64, maxPFN)
+		for pfn, v := range p.p2m {
+			if v != invalidFrame {
+				p.m2p[v] = uint64(pfn)
+			}
+		}
 	}
 	for i, m := range leafMFNs {
 		pfn, ok := p.pfn(m)

@@ -68,12 +68,12 @@ type domain struct {
 	maxGPFN     uint64 // highest gfn ever populated
 
 	// PV frames (pv.go). machine: the domain's frames are machine frames
-	// (MFN != PFN), translated by mfnOf (pfn -> mfn) and pfnOf (the
-	// host's M2P for this domain's frames). ptype holds the page-table
+	// (MFN != PFN), translated by mfnOf (pfn -> mfn, invalidMFN for
+	// none) and m2p (the host's M2P). ptype holds the page-table
 	// type of a pfn (XEN_DOMCTL_PFINFO_L*TAB, | LPINTAB when pinned).
 	machine  bool
-	mfnOf    map[uint64]uint64
-	pfnOf    map[uint64]uint64
+	mfnOf    []uint64
+	m2p      *machineM2P
 	ptype    map[uint64]uint32
 	mappings int // live foreign mappings
 

@@ -70,13 +70,48 @@ func (x *xen) allocMFNRun(n uint64) uint64 {
 	return m
 }
 
+// machineM2P is the host's M2P for the machine frames it hands out: the
+// owner and pfn of every MFN, in two dense slices over the compact MFN
+// ranges allocMFN and allocMFNRun draw from (MFNs are never reused), so
+// that the per-page lookups of foreign mappings, getpageframeinfo3 and
+// page-table validation index a slice instead of hashing. Guarded by x.mu.
+type machineM2P struct {
+	low, run []m2pEntry // MFN - mfnBase, MFN - mfnRunBase
+}
+
+// m2pEntry: owner nil = a frame no domain owns.
+type m2pEntry struct {
+	owner *domain
+	pfn   uint64
+}
+
+// slot is the entry of mfn, growing the table when grow is set; nil if
+// mfn lies outside both ranges (or past the end, without grow).
+func (t *machineM2P) slot(mfn uint64, grow bool) *m2pEntry {
+	tab, i := &t.low, mfn-mfnBase
+	if mfn >= mfnRunBase {
+		tab, i = &t.run, mfn-mfnRunBase
+	} else if mfn < mfnBase {
+		return nil
+	}
+	if i >= uint64(len(*tab)) {
+		if !grow {
+			return nil
+		}
+		*tab = append(*tab, make([]m2pEntry, i+1-uint64(len(*tab)))...)
+	}
+	return &(*tab)[i]
+}
+
 // framePFN resolves a frame number as a toolstack names it (an MFN for a
 // PV domain with machine frames, the gfn otherwise) to the domain's pfn;
 // false if the domain owns no such frame. Call with x.mu held.
 func (d *domain) framePFN(f uint64) (uint64, bool) {
 	if d.machine {
-		pfn, ok := d.pfnOf[f]
-		return pfn, ok
+		if e := d.m2p.slot(f, false); e != nil && e.owner == d {
+			return e.pfn, true
+		}
+		return 0, false
 	}
 	return f, d.isPopulated(f)
 }
@@ -85,8 +120,8 @@ func (d *domain) framePFN(f uint64) (uint64, bool) {
 // invalidMFN. Call with x.mu held.
 func (d *domain) pfnFrame(pfn uint64) uint64 {
 	if d.machine {
-		if m, ok := d.mfnOf[pfn]; ok {
-			return m
+		if pfn < uint64(len(d.mfnOf)) {
+			return d.mfnOf[pfn]
 		}
 		return invalidMFN
 	}
@@ -96,17 +131,47 @@ func (d *domain) pfnFrame(pfn uint64) uint64 {
 	return invalidMFN
 }
 
+// setFrame records that pfn of machine-frame domain d is backed by mfn
+// (in both directions). Call with x.mu held.
+func (d *domain) setFrame(pfn, mfn uint64) {
+	for uint64(len(d.mfnOf)) <= pfn {
+		d.mfnOf = append(d.mfnOf, invalidMFN)
+	}
+	d.mfnOf[pfn] = mfn
+	*d.m2p.slot(mfn, true) = m2pEntry{owner: d, pfn: pfn}
+}
+
+// clearFrame forgets the MFN backing pfn, if any. Call with x.mu held.
+func (d *domain) clearFrame(pfn uint64) {
+	if pfn >= uint64(len(d.mfnOf)) || d.mfnOf[pfn] == invalidMFN {
+		return
+	}
+	if e := d.m2p.slot(d.mfnOf[pfn], false); e != nil && e.owner == d {
+		*e = m2pEntry{}
+	}
+	d.mfnOf[pfn] = invalidMFN
+}
+
+// releaseFrames drops every M2P entry of a domain leaving the host.
+// Call with x.mu held.
+func (d *domain) releaseFrames() {
+	if !d.machine {
+		return
+	}
+	for pfn := range d.mfnOf {
+		d.clearFrame(uint64(pfn))
+	}
+}
+
 // backPFN gives a newly populated pfn of a machine-frame domain its MFN
 // (mfn, or a fresh one if mfn is invalidMFN), dropping any MFN it had.
 // Call with x.mu held.
 func (x *xen) backPFN(d *domain, pfn, mfn uint64) uint64 {
-	if old, ok := d.mfnOf[pfn]; ok {
-		delete(d.pfnOf, old)
-	}
+	d.clearFrame(pfn)
 	if mfn == invalidMFN {
 		mfn = x.allocMFN()
 	}
-	d.mfnOf[pfn], d.pfnOf[mfn] = mfn, pfn
+	d.setFrame(pfn, mfn)
 	return mfn
 }
 
@@ -116,10 +181,7 @@ func (d *domain) dropPFN(pfn uint64) {
 	if !d.machine {
 		return
 	}
-	if m, ok := d.mfnOf[pfn]; ok {
-		delete(d.pfnOf, m)
-		delete(d.mfnOf, pfn)
-	}
+	d.clearFrame(pfn)
 }
 
 // grantFrameMFN is the machine frame of a domain's grant-table frame 0

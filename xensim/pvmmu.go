@@ -182,8 +182,8 @@ func (x *xen) machphys(d *domain, mfn, pfn uint64) error {
 		d.ptype[pfn] = t
 		delete(d.ptype, old)
 	}
-	delete(d.mfnOf, old)
-	d.mfnOf[pfn], d.pfnOf[mfn] = mfn, pfn
+	d.clearFrame(old)
+	d.setFrame(pfn, mfn)
 	if pfn > d.maxGPFN {
 		d.maxGPFN = pfn
 	}

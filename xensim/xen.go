@@ -24,6 +24,7 @@ type xen struct {
 	pvFrames PVFrames
 	nextMFN  uint64 // order-0 frames handed out so far
 	nextRun  uint64 // next frame of the contiguous (order > 0) region
+	m2p      machineM2P
 
 	bufs bufferRegistry
 
@@ -87,7 +88,7 @@ func (x *xen) createDomain(id domctl.DomID, hvm bool, maxVCPUs int, handle [16]b
 	d := x.newDomainLocked(id, hvm, maxVCPUs, handle, mem)
 	if !hvm && x.pvFrames == PVFramesMachine {
 		d.machine = true
-		d.mfnOf, d.pfnOf = map[uint64]uint64{}, map[uint64]uint64{}
+		d.m2p = &x.m2p
 	}
 	d.controllerPause = 1 // Xen creates domains paused by the toolstack
 	d.stateChanged()
@@ -306,6 +307,7 @@ func (x *xen) reapLocked(d *domain) bool {
 		return false
 	}
 	delete(x.doms, d.id)
+	d.releaseFrames()
 	return true
 }
 
