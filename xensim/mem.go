@@ -166,10 +166,19 @@ func (m *guestMem) page(gfn uint64) []byte {
 	return m.all[off : off+PageSize : off+PageSize]
 }
 
-// allocate backs n frames from gfn with memory (best effort: without it
-// the frames are allocated on first touch).
+// allocate backs n frames from gfn with zeroed memory, as Xen allocates
+// and scrubs at populate time (best effort: without it the frames are
+// allocated on first touch). fallocate alone is not enough: shmem clears
+// fallocated pages only when they are first mapped, which made a
+// domain's first snapshot pay about 2 ms per 4 MiB for the zeroing;
+// MADV_POPULATE_WRITE (Linux 5.14) faults them in here instead.
 func (m *guestMem) allocate(gfn, n uint64) {
-	_ = unix.Fallocate(m.fd, 0, int64(gfn<<pageShift), int64(n<<pageShift))
+	off, size := gfn<<pageShift, n<<pageShift
+	m.with(func(all []byte) {
+		if off+size > uint64(len(all)) || unix.Madvise(all[off:off+size], unix.MADV_POPULATE_WRITE) != nil {
+			_ = unix.Fallocate(m.fd, 0, int64(off), int64(size))
+		}
+	})
 }
 
 // with runs fn on the whole physmap unless the memory is gone; it
