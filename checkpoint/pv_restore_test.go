@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -29,66 +28,56 @@ import (
 // guest (its page tables localised and pinned, its p2m rewritten) runs on
 // from its counter.
 func TestPVRestoreMachineFrames(t *testing.T) {
-	for _, k := range pvKinds {
-		for _, live := range []bool{false, true} {
-			name := k.String() + "/nonlive"
-			if live {
-				name = k.String() + "/live"
-			}
-			t.Run(name, func(t *testing.T) {
-				e := machineEnv(t)
-				g := e.guest(t, xensim.GuestConfig{Kind: k, Convention: xensim.ConventionLinux, Pages: 256, DirtyRate: 2000})
-				ctx := testCtx(t)
-				var img bytes.Buffer
-				id, before := g.ID(), g.Counter()
-				_, err := e.c.Save(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Live: live, Resume: resumeOpts(xensim.ConventionLinux)})
-				require.NoError(t, err)
-				dom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), &checkpoint.RestoreOptions{Resume: resumeOpts(xensim.ConventionLinux)})
-				require.NoError(t, err)
-				r := e.host.Guest(dom)
-				require.NotNil(t, r)
-				assert.Equal(t, id, r.ID(), "same kernel")
-				require.NoError(t, r.WaitConnected(ctx))
-				e.requireRunning(t, r)
-				assert.GreaterOrEqual(t, r.Counter(), before, "the counter carries over")
-				assert.EqualValues(t, 0, r.LastSuspendReturn(), "upstream: 0 = new domain")
+	forEachPVGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, live bool) {
+		ctx := testCtx(t)
+		var img bytes.Buffer
+		id, before := g.ID(), g.Counter()
+		_, err := e.c.Save(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Live: live, Resume: resumeOpts(xensim.ConventionLinux)})
+		require.NoError(t, err)
+		dom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), &checkpoint.RestoreOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+		require.NoError(t, err)
+		r := e.host.Guest(dom)
+		require.NotNil(t, r)
+		assert.Equal(t, id, r.ID(), "same kernel")
+		require.NoError(t, r.WaitConnected(ctx))
+		e.requireRunning(t, r)
+		assert.GreaterOrEqual(t, r.Counter(), before, "the counter carries over")
+		assert.EqualValues(t, 0, r.LastSuspendReturn(), "upstream: 0 = new domain")
 
-				width := 8
-				if k == xensim.PV32 {
-					width = 4
-				}
-				vc, err := e.hv.VCPUContext(ctx, dom, 0, width)
-				require.NoError(t, err)
-				siMFN := vc.RDX()
-				assert.NotEqual(t, uint64(simStartInfoPFN), siMFN, "vCPU0 edx is start_info's new MFN, not its pfn")
-				m, err := e.hv.MapForeign(ctx, dom, domctl.ProtRead, []uint64{siMFN})
-				require.NoError(t, err)
-				si, err := magic.DecodeStartInfo(m.Bytes(), width)
-				require.NoError(t, m.Close())
-				require.NoError(t, err)
-				assert.EqualValues(t, 256, si.NrPages)
-				info, err := e.hv.DomainInfo(ctx, dom)
-				require.NoError(t, err)
-				assert.Equal(t, info.SharedInfoFrame<<12, si.SharedInfo)
-				ge, err := e.host.GrantEntry(dom, abi.GNTTAB_RESERVED_XENSTORE)
-				require.NoError(t, err)
-				assert.Equal(t, xensim.GrantEntry{Flags: abi.GTF_permit_access, Domain: 0, Frame: uint32(si.StoreMFN)}, ge)
-				ge, err = e.host.GrantEntry(dom, abi.GNTTAB_RESERVED_CONSOLE)
-				require.NoError(t, err)
-				assert.EqualValues(t, si.ConsoleMFN, ge.Frame)
-
-				// Saving the restored guest again gives an image of the same
-				// shape: every pfn, normalised page tables.
-				img.Reset()
-				_, err = e.c.Checkpoint(ctx, dom, &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
-				require.NoError(t, err)
-				im := decodePV(t, img.Bytes())
-				assert.Len(t, im.pages, 256)
-				checkNormalised(t, im, 256)
-				e.requireRunning(t, r)
-			})
+		width := 8
+		if k == xensim.PV32 {
+			width = 4
 		}
-	}
+		vc, err := e.hv.VCPUContext(ctx, dom, 0, width)
+		require.NoError(t, err)
+		siMFN := vc.RDX()
+		assert.NotEqual(t, uint64(simStartInfoPFN), siMFN, "vCPU0 edx is start_info's new MFN, not its pfn")
+		m, err := e.hv.MapForeign(ctx, dom, domctl.ProtRead, []uint64{siMFN})
+		require.NoError(t, err)
+		si, err := magic.DecodeStartInfo(m.Bytes(), width)
+		require.NoError(t, m.Close())
+		require.NoError(t, err)
+		assert.EqualValues(t, 256, si.NrPages)
+		info, err := e.hv.DomainInfo(ctx, dom)
+		require.NoError(t, err)
+		assert.Equal(t, info.SharedInfoFrame<<12, si.SharedInfo)
+		ge, err := e.host.GrantEntry(dom, abi.GNTTAB_RESERVED_XENSTORE)
+		require.NoError(t, err)
+		assert.Equal(t, xensim.GrantEntry{Flags: abi.GTF_permit_access, Domain: 0, Frame: uint32(si.StoreMFN)}, ge)
+		ge, err = e.host.GrantEntry(dom, abi.GNTTAB_RESERVED_CONSOLE)
+		require.NoError(t, err)
+		assert.EqualValues(t, si.ConsoleMFN, ge.Frame)
+
+		// Saving the restored guest again gives an image of the same
+		// shape: every pfn, normalised page tables.
+		img.Reset()
+		_, err = e.c.Checkpoint(ctx, dom, &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+		require.NoError(t, err)
+		im := decodePV(t, img.Bytes())
+		assert.Len(t, im.pages, 256)
+		checkNormalised(t, im, 256)
+		e.requireRunning(t, r)
+	})
 }
 
 // TestPVRestoreInconsistentImage: a PV image whose vCPU0 names a
@@ -207,46 +196,6 @@ func TestPVMigrateMachineFrames(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestPVRemusFailoverMachineFrames: a Remus backup of a PV guest with
-// machine frames takes over from the last complete checkpoint when the
-// link dies (pages rewritten by mfn every epoch, tables pinned once at
-// failover).
-func TestPVRemusFailoverMachineFrames(t *testing.T) {
-	prim, back := machineEnv(t), machineEnv(t)
-	g := prim.guest(t, xensim.GuestConfig{Kind: xensim.PV64, Convention: xensim.ConventionLinux, Pages: 256, DirtyRate: 2000})
-	ctx := testCtx(t)
-	a, b := net.Pipe()
-	type bres struct {
-		dom domctl.DomID
-		err error
-	}
-	bdone := make(chan bres, 1)
-	go func() {
-		dom, err := back.c.RemusBackup(ctx, b, nil)
-		bdone <- bres{dom, err}
-	}()
-	epochs := 0
-	opts := &checkpoint.RemusOptions{
-		Interval: 5 * time.Millisecond,
-		Save: checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux), Progress: func(p checkpoint.Progress) {
-			if p.Phase == checkpoint.PhaseResumed {
-				if epochs++; epochs == 3 {
-					a.Close()
-				}
-			}
-		}},
-	}
-	_, err := prim.c.Remus(ctx, g.Domain(), a, opts)
-	require.Error(t, err, "primary sees the broken link")
-	prim.requireRunning(t, g)
-	br := <-bdone
-	require.NoError(t, br.err)
-	r := back.host.Guest(br.dom)
-	assert.Equal(t, g.ID(), r.ID())
-	require.NoError(t, r.WaitConnected(ctx))
-	back.requireRunning(t, r)
 }
 
 // TestPVRestoreAppliesCPUPolicy: a PV image with an X86_CPUID_POLICY

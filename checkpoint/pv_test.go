@@ -29,6 +29,25 @@ func machineEnv(t *testing.T) *env {
 
 var pvKinds = []xensim.Kind{xensim.PV64, xensim.PV32}
 
+// forEachPVGuest runs f in subtests "<kind>/nonlive" and "<kind>/live" for
+// every PV kind, each on a fresh host with machine frames and a running
+// 256-page Linux-convention guest that dirties its memory.
+func forEachPVGuest(t *testing.T, f func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, live bool)) {
+	for _, k := range pvKinds {
+		for _, live := range []bool{false, true} {
+			name := k.String() + "/nonlive"
+			if live {
+				name = k.String() + "/live"
+			}
+			t.Run(name, func(t *testing.T) {
+				e := machineEnv(t)
+				g := e.guest(t, xensim.GuestConfig{Kind: k, Convention: xensim.ConventionLinux, Pages: 256, DirtyRate: 2000})
+				f(t, e, g, k, live)
+			})
+		}
+	}
+}
+
 // pvImage is what a PV image holds, decoded: pages by pfn with their
 // types, the p2m frame list and vCPU contexts and records.
 type pvImage struct {
@@ -142,47 +161,37 @@ var (
 // start_info and cr3 as pfns, the p2m frames listed as pfns, every page
 // of the guest present.
 func TestPVMachineFramesCheckpoint(t *testing.T) {
-	for _, k := range pvKinds {
-		for _, live := range []bool{false, true} {
-			name := k.String() + "/nonlive"
-			if live {
-				name = k.String() + "/live"
-			}
-			t.Run(name, func(t *testing.T) {
-				e := machineEnv(t)
-				g := e.guest(t, xensim.GuestConfig{Kind: k, Convention: xensim.ConventionLinux, Pages: 256, DirtyRate: 2000})
-				ctx := testCtx(t)
-				var img bytes.Buffer
-				for i := range 3 {
-					img.Reset()
-					before := g.Counter()
-					res, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Live: live, Resume: resumeOpts(xensim.ConventionLinux)})
-					require.NoError(t, err, "checkpoint %d", i)
-					assert.EqualValues(t, i+1, g.Suspends())
-					assert.GreaterOrEqual(t, res.Pages, uint64(256))
-					e.requireRunning(t, g)
-					assert.GreaterOrEqual(t, g.Counter(), before)
-					assert.Equal(t, xensim.GuestRunning, g.State())
-				}
-				im := decodePV(t, img.Bytes())
-				assert.Len(t, im.pages, 256, "every pfn has data")
-				checkNormalised(t, im, 256)
-				edx := uint64(0)
-				if k == xensim.PV32 {
-					edx = uint64(binary.LittleEndian.Uint32(im.vcpus[0][vc32Edx:]))
-				} else {
-					edx = binary.LittleEndian.Uint64(im.vcpus[0][vc64Edx:])
-				}
-				assert.Equal(t, uint64(simStartInfoPFN), edx, "vCPU0 edx is start_info's pfn")
-				assert.EqualValues(t, 255, im.p2m.EndPFN)
-				require.NotEmpty(t, im.p2m.Frames)
-				for _, f := range im.p2m.Frames {
-					assert.Less(t, f, uint64(256), "p2m frame %#x is not a pfn", f)
-				}
-				verifyImage(t, img.Bytes())
-			})
+	forEachPVGuest(t, func(t *testing.T, e *env, g *xensim.Guest, k xensim.Kind, live bool) {
+		ctx := testCtx(t)
+		var img bytes.Buffer
+		for i := range 3 {
+			img.Reset()
+			before := g.Counter()
+			res, err := e.c.Checkpoint(ctx, g.Domain(), &img, &checkpoint.SaveOptions{Live: live, Resume: resumeOpts(xensim.ConventionLinux)})
+			require.NoError(t, err, "checkpoint %d", i)
+			assert.EqualValues(t, i+1, g.Suspends())
+			assert.GreaterOrEqual(t, res.Pages, uint64(256))
+			e.requireRunning(t, g)
+			assert.GreaterOrEqual(t, g.Counter(), before)
+			assert.Equal(t, xensim.GuestRunning, g.State())
 		}
-	}
+		im := decodePV(t, img.Bytes())
+		assert.Len(t, im.pages, 256, "every pfn has data")
+		checkNormalised(t, im, 256)
+		edx := uint64(0)
+		if k == xensim.PV32 {
+			edx = uint64(binary.LittleEndian.Uint32(im.vcpus[0][vc32Edx:]))
+		} else {
+			edx = binary.LittleEndian.Uint64(im.vcpus[0][vc64Edx:])
+		}
+		assert.Equal(t, uint64(simStartInfoPFN), edx, "vCPU0 edx is start_info's pfn")
+		assert.EqualValues(t, 255, im.p2m.EndPFN)
+		require.NotEmpty(t, im.p2m.Frames)
+		for _, f := range im.p2m.Frames {
+			assert.Less(t, f, uint64(256), "p2m frame %#x is not a pfn", f)
+		}
+		verifyImage(t, img.Bytes())
+	})
 }
 
 // verifyImage runs Debian's verify-stream-v2 on an xl image.

@@ -141,25 +141,8 @@ func TestLiveMigratePVH(t *testing.T) {
 	g.freshTick(t)
 	m0 := g.mark()
 
-	mctx, mcancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer mcancel()
-	a, b := net.Pipe()
-	var (
-		wg      sync.WaitGroup
-		newDom  domctl.DomID
-		recvErr error
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer b.Close()
-		newDom, recvErr = ctl.Receive(mctx, b, nil)
-	}()
-	start := time.Now()
-	res, err := ctl.Migrate(mctx, dom, a, &checkpoint.SaveOptions{Live: true, Resume: checkpoint.ResumeOptions{Notes: notes}})
-	d := time.Since(start)
-	a.Close()
-	wg.Wait()
+	m := migrateLocal(t, ctl, dom, &checkpoint.SaveOptions{Live: true, Resume: checkpoint.ResumeOptions{Notes: notes}})
+	res, newDom, d, err, recvErr := m.res, m.newDom, m.d, m.err, m.recvErr
 	assert.NoError(t, err, "step migrate (sender)")
 	assert.NoError(t, recvErr, "step migrate (receiver)")
 	if err == nil && recvErr == nil {
@@ -175,6 +158,43 @@ func TestLiveMigratePVH(t *testing.T) {
 	}
 	g.waitTick(t, g.mark(), tickWait)
 	consecutive(t, "after migration", g.ticksSince(m0-1))
+}
+
+// migrateLocal migrates dom with the project's sender into the project's
+// receiver in the same process, over a pipe (bounded by 10 minutes), and
+// returns the sender's result, the receiver's domain, the sender's time
+// and both sides' errors.
+func migrateLocal(t *testing.T, ctl *checkpoint.Controller, dom domctl.DomID, opts *checkpoint.SaveOptions) localMigration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	a, b := net.Pipe()
+	var (
+		wg      sync.WaitGroup
+		newDom  domctl.DomID
+		recvErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer b.Close()
+		newDom, recvErr = ctl.Receive(ctx, b, nil)
+	}()
+	start := time.Now()
+	res, err := ctl.Migrate(ctx, dom, a, opts)
+	d := time.Since(start)
+	a.Close()
+	wg.Wait()
+	return localMigration{res, newDom, d, err, recvErr}
+}
+
+// localMigration is what migrateLocal saw.
+type localMigration struct {
+	res     *checkpoint.Result
+	newDom  domctl.DomID
+	d       time.Duration
+	err     error // the sender's
+	recvErr error
 }
 
 // TestMigrationCutLeavesSourcePVH: a live migration whose receiver hangs

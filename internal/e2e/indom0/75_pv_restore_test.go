@@ -3,11 +3,8 @@
 package indom0
 
 import (
-	"context"
-	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,25 +102,8 @@ func TestPVMigrate(t *testing.T) {
 	m0 := g.mark()
 	defer destroyGuest(t, g)
 
-	mctx, mcancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer mcancel()
-	a, b := net.Pipe()
-	var (
-		wg      sync.WaitGroup
-		newDom  domctl.DomID
-		recvErr error
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer b.Close()
-		newDom, recvErr = ctl.Receive(mctx, b, nil)
-	}()
-	start := time.Now()
-	res, err := ctl.Migrate(mctx, dom, a, &checkpoint.SaveOptions{Resume: checkpoint.ResumeOptions{Notes: notes}})
-	d := time.Since(start)
-	a.Close()
-	wg.Wait()
+	m := migrateLocal(t, ctl, dom, &checkpoint.SaveOptions{Resume: checkpoint.ResumeOptions{Notes: notes}})
+	res, newDom, d, err, recvErr := m.res, m.newDom, m.d, m.err, m.recvErr
 	require.NoError(t, err, "step migrate (sender)")
 	require.NoError(t, recvErr, "step migrate (receiver)")
 	recordTiming(t, "xenckpt", "migrate (non-live)", "pv", d)
