@@ -44,15 +44,20 @@ func BenchmarkSnapshotPV(b *testing.B) {
 
 // snapshotLoop times full checkpoints of g against a memmove of size bytes
 // in the same iterations, and reports x_memmove (memmove time / snapshot
-// time), snapshot_ms and memmove_ms. The image goes to a copySink, so
+// time), snapshot_ms, memmove_ms and pause_ms (how long the guest stayed
+// suspended, the copy's part of snapshot_ms; the rest is the suspend
+// handshake and the resume). The image goes to a copySink, so
 // every page byte is read and written once, as a memmove does; with
 // XENCKPT_BENCH_SINK=discard it goes to io.Discard instead (the pages are
 // then never touched, which measures the per-page overhead alone).
 func snapshotLoop(b *testing.B, e *env, g *xensim.Guest, size uint64, opts *checkpoint.SaveOptions) {
 	ctx := testCtx(b)
 	src, dst := make([]byte, size), make([]byte, size)
-	for i := range src {
+	for i := range min(len(src), 4096) {
 		src[i] = byte(i)
+	}
+	for n := 4096; n < len(src); n *= 2 {
+		copy(src[n:], src[:n]) // the same bytes as src[i] = byte(i), faster
 	}
 	// Fault dst in first: the baseline is the copy, not the kernel
 	// zeroing fresh pages (at one iteration, as 1 GiB runs get, that
@@ -68,12 +73,13 @@ func snapshotLoop(b *testing.B, e *env, g *xensim.Guest, size uint64, opts *chec
 	if os.Getenv("XENCKPT_BENCH_SINK") == "discard" {
 		sink = io.Discard
 	}
-	var snap, move time.Duration
+	var snap, move, pause time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		_, err := e.c.Checkpoint(ctx, g.Domain(), sink, opts)
+		res, err := e.c.Checkpoint(ctx, g.Domain(), sink, opts)
 		require.NoError(b, err)
 		snap += time.Since(t0)
+		pause += res.PauseTime
 		t0 = time.Now()
 		copy(dst, src)
 		move += time.Since(t0)
@@ -81,6 +87,7 @@ func snapshotLoop(b *testing.B, e *env, g *xensim.Guest, size uint64, opts *chec
 	b.ReportMetric(float64(move)/float64(snap), "x_memmove")
 	b.ReportMetric(float64(snap.Microseconds())/float64(b.N)/1000, "snapshot_ms")
 	b.ReportMetric(float64(move.Microseconds())/float64(b.N)/1000, "memmove_ms")
+	b.ReportMetric(float64(pause.Microseconds())/float64(b.N)/1000, "pause_ms")
 }
 
 // copySink copies everything written to it into buf, wrapping at its end:

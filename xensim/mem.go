@@ -121,15 +121,19 @@ func (r *bufferRegistry) closeAll() {
 }
 
 // guestMem is a domain's physical memory: a memfd the size of the physmap
-// limit (sparse: only populated pages use RAM), mapped once for the
-// simulator and the simulated kernel, and mapped again, page run by page
-// run, by MapForeign, so that a foreign mapping aliases guest memory
-// without copying.
+// limit (sparse: only populated pages use RAM), mapped once read-write for
+// the simulator and the simulated kernel and once read-only for foreign
+// mappings. A read-only MapForeign of a contiguous run of frames is a
+// slice of ro (Xen maps guest frames into dom0 from memory it already
+// holds; the simulator's equivalent is its own mapping); other foreign
+// mappings map the memfd again, page run by page run. Either way a foreign
+// mapping aliases guest memory without copying.
 type guestMem struct {
 	mu    sync.RWMutex // held for reading while all is used; close takes it
 	fd    int
 	limit uint64 // number of gfns the physmap can hold
-	all   []byte // the whole physmap, MAP_SHARED
+	all   []byte // the whole memfd, MAP_SHARED, read-write
+	ro    []byte // the whole memfd, MAP_SHARED, read-only
 }
 
 func newGuestMem(limit uint64) (*guestMem, error) {
@@ -149,7 +153,13 @@ func newGuestMem(limit uint64) (*guestMem, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("mapping guest memory: %w", err)
 	}
-	return &guestMem{fd: fd, limit: limit, all: all}, nil
+	ro, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		_ = unix.Munmap(all)
+		unix.Close(fd)
+		return nil, fmt.Errorf("mapping guest memory: %w", err)
+	}
+	return &guestMem{fd: fd, limit: limit, all: all, ro: ro}, nil
 }
 
 // xenPages is the number of Xen-owned pages after the physmap in a
@@ -171,14 +181,33 @@ func (m *guestMem) page(gfn uint64) []byte {
 // allocated on first touch). fallocate alone is not enough: shmem clears
 // fallocated pages only when they are first mapped, which made a
 // domain's first snapshot pay about 2 ms per 4 MiB for the zeroing;
-// MADV_POPULATE_WRITE (Linux 5.14) faults them in here instead.
+// MADV_POPULATE_WRITE (Linux 5.14) faults them in here instead. The
+// read-only alias gets its page-table entries now too
+// (MADV_POPULATE_READ), so foreign reads neither fault page by page nor
+// grow the process's RSS while a save runs.
 func (m *guestMem) allocate(gfn, n uint64) {
 	off, size := gfn<<pageShift, n<<pageShift
 	m.with(func(all []byte) {
 		if off+size > uint64(len(all)) || unix.Madvise(all[off:off+size], unix.MADV_POPULATE_WRITE) != nil {
 			_ = unix.Fallocate(m.fd, 0, int64(off), int64(size))
+			return
 		}
+		_ = unix.Madvise(m.ro[off:off+size], unix.MADV_POPULATE_READ)
 	})
+}
+
+// alias returns the read-only alias of n file pages from page first, or
+// nil when they are not all inside the memfd or the memory is gone. The
+// caller holds a mapping reference on the domain, which keeps ro mapped
+// (close runs only once the last mapping is released, or at Host.Close).
+func (m *guestMem) alias(first, n uint64) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	off, size := first<<pageShift, n<<pageShift
+	if m.ro == nil || off+size > uint64(len(m.ro)) || off+size < off {
+		return nil
+	}
+	return m.ro[off : off+size : off+size]
 }
 
 // with runs fn on the whole physmap unless the memory is gone; it
@@ -201,6 +230,10 @@ func (m *guestMem) close() {
 		_ = unix.Munmap(m.all)
 		m.all = nil
 	}
+	if m.ro != nil {
+		_ = unix.Munmap(m.ro)
+		m.ro = nil
+	}
 	if m.fd >= 0 {
 		_ = unix.Close(m.fd)
 		m.fd = -1
@@ -214,6 +247,7 @@ type foreignMapping struct {
 	gfns  []uint64 // the pfn of each frame (phys), for log-dirty
 	phys  []bool   // mapped and in the physmap (log-dirty tracks it)
 	write bool
+	alias bool // a slice of the domain's read-only mapping: never munmapped
 }
 
 func putLE64(b []byte, v uint64) { binary.LittleEndian.PutUint64(b, v) }

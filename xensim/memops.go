@@ -237,7 +237,11 @@ func (x *xen) markWritableMappings(d *domain) {
 // mapping aliases guest memory. A frame that is not populated leaves its
 // page inaccessible and gets -EINVAL in errs (MMAPBATCH_V2 reports
 // negative errnos). A writable mapping marks its frames dirty when made and
-// again when unmapped.
+// again when unmapped. A read-only request for consecutive pages of the
+// memfd (a snapshot batch) needs no new mapping at all: it gets a slice of
+// the domain's read-only alias, already populated, which costs nothing per
+// page (mapping 1 GiB page run by page run cost ~60 ms, a third of a
+// memmove of the same bytes).
 func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs []int32) ([]byte, error) {
 	if len(gfns) == 0 || len(errs) != len(gfns) {
 		return nil, errEINVAL
@@ -276,6 +280,18 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 	d.mappings++ // keeps the memfd alive
 	fd := d.mem.fd
 	x.mu.Unlock()
+
+	if !write && contiguous(ok, fpage) {
+		if mem := d.mem.alias(fpage[0], uint64(len(fpage))); mem != nil {
+			clear(errs)
+			m := &foreignMapping{dom: d, mem: mem, gfns: fpage, phys: phys, alias: true}
+			k := aliasKey{addrOf(mem), len(mem)}
+			x.mapMu.Lock()
+			x.aliases[k] = append(x.aliases[k], m)
+			x.mapMu.Unlock()
+			return mem, nil
+		}
+	}
 
 	undo := func() {
 		x.mu.Lock()
@@ -336,15 +352,42 @@ func (x *xen) mapForeign(id domctl.DomID, prot domctl.Prot, gfns []uint64, errs 
 	return mem, nil
 }
 
+// contiguous reports whether every frame is mappable and the frames are
+// consecutive pages of the memfd.
+func contiguous(ok []bool, fpage []uint64) bool {
+	for i := range fpage {
+		if !ok[i] || fpage[i] != fpage[0]+uint64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// aliasKey names a read-only alias mapping: the same frames mapped twice
+// give the same slice, so each key holds a stack of mappings.
+type aliasKey struct {
+	base uintptr
+	len  int
+}
+
 func (x *xen) unmapForeign(mem []byte) error {
 	base := addrOf(mem)
 	x.mapMu.Lock()
 	m := x.mappings[base]
-	if m == nil || len(mem) != len(m.mem) {
+	if m != nil && len(mem) == len(m.mem) {
+		delete(x.mappings, base)
+	} else if k := (aliasKey{base, len(mem)}); len(x.aliases[k]) > 0 {
+		st := x.aliases[k]
+		m = st[len(st)-1]
+		if len(st) == 1 {
+			delete(x.aliases, k)
+		} else {
+			x.aliases[k] = st[:len(st)-1]
+		}
+	} else {
 		x.mapMu.Unlock()
 		return errEINVAL
 	}
-	delete(x.mappings, base)
 	x.mapMu.Unlock()
 	if m.write {
 		for i, gfn := range m.gfns {
@@ -353,7 +396,10 @@ func (x *xen) unmapForeign(mem []byte) error {
 			}
 		}
 	}
-	err := unix.Munmap(m.mem)
+	var err error
+	if !m.alias {
+		err = unix.Munmap(m.mem)
+	}
 	x.mu.Lock()
 	m.dom.mappings--
 	gone := x.reapLocked(m.dom)

@@ -30,6 +30,7 @@ type xen struct {
 
 	mapMu    sync.Mutex
 	mappings map[uintptr]*foreignMapping
+	aliases  map[aliasKey][]*foreignMapping // read-only slices of guest memory
 
 	devMu   sync.Mutex
 	virqDev map[*evtchnDev]uint32 // devices bound to VIRQ_DOM_EXC -> port
@@ -51,6 +52,7 @@ func newXen(v Version, limit uint64, frames PVFrames) *xen {
 		limit:    limit,
 		nextID:   1,
 		mappings: map[uintptr]*foreignMapping{},
+		aliases:  map[aliasKey][]*foreignMapping{},
 		virqDev:  map[*evtchnDev]uint32{},
 	}
 }
@@ -351,6 +353,7 @@ func (x *xen) close() {
 		_ = munmap(m.mem)
 		delete(x.mappings, a)
 	}
+	clear(x.aliases) // unmapped with the domains' memory below
 	x.mapMu.Unlock()
 	for _, d := range doms {
 		d.mem.close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -468,4 +469,64 @@ func unmask(t *testing.T, dev domctl.EvtchnDevice, p uint32) {
 	binary.LittleEndian.PutUint32(b, p)
 	_, err := dev.Write(b)
 	require.NoError(t, err)
+}
+
+// A read-only mapping of consecutive frames is a slice of the domain's
+// read-only alias: it sees the guest's memory, faults on a write, can be
+// made twice (same address) and unmapped twice, and keeps a destroyed
+// domain's memory readable until it is unmapped.
+func TestMapForeignReadOnlyAlias(t *testing.T) {
+	h := newTestHost(t, nil)
+	c := newHC(t, h)
+	b := h.Backend()
+	d, err := c.create(false, 1)
+	require.NoError(t, err)
+	_, err = c.populate(d, []uint64{0, 1, 2, 3, 4, 5})
+	require.NoError(t, err)
+	rw, err := b.MapForeign(d, domctl.ProtReadWrite, []uint64{2, 3, 4}, make([]int32, 3))
+	require.NoError(t, err)
+	copy(rw[PageSize:], "three")
+
+	gfns := []uint64{2, 3, 4}
+	r1, err := b.MapForeign(d, domctl.ProtRead, gfns, make([]int32, 3))
+	require.NoError(t, err)
+	r2, err := b.MapForeign(d, domctl.ProtRead, gfns, make([]int32, 3))
+	require.NoError(t, err)
+	require.Len(t, r1, 3*PageSize)
+	assert.Equal(t, addrOf(r1), addrOf(r2), "both are the one alias")
+	assert.Equal(t, "three", string(r1[PageSize:PageSize+5]))
+	copy(rw[2*PageSize:], "four")
+	assert.Equal(t, "four", string(r2[2*PageSize:2*PageSize+4]), "the alias sees later writes")
+	assert.True(t, faults(func() { r1[0] = 1 }), "a read-only mapping is not writable")
+
+	// Not consecutive: mapped page run by page run, as before.
+	r3, err := b.MapForeign(d, domctl.ProtRead, []uint64{4, 3}, make([]int32, 2))
+	require.NoError(t, err)
+	assert.Equal(t, "four", string(r3[:4]))
+	assert.Equal(t, "three", string(r3[PageSize:PageSize+5]))
+	require.NoError(t, b.UnmapForeign(r3))
+
+	require.NoError(t, b.UnmapForeign(rw))
+	require.NoError(t, b.UnmapForeign(r1))
+	require.NoError(t, c.simple(abi.XEN_DOMCTL_destroydomain, d))
+	info, err := c.info(d)
+	require.NoError(t, err)
+	assert.NotZero(t, info.Flags&abi.XEN_DOMINF_dying, "a mapping keeps the domain dying, not gone")
+	assert.Equal(t, "three", string(r2[PageSize:PageSize+5]), "memory readable until unmapped")
+	require.NoError(t, b.UnmapForeign(r2))
+	require.ErrorIs(t, b.UnmapForeign(r2), syscall.EINVAL, "unmapped twice already")
+	_, err = h.x.domainInfo(d)
+	require.ErrorIs(t, err, syscall.ESRCH)
+}
+
+// faults reports whether fn takes a memory fault.
+func faults(fn func()) (faulted bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			_, faulted = r.(interface{ Addr() uintptr })
+		}
+	}()
+	fn()
+	return false
 }
