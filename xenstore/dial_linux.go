@@ -5,6 +5,7 @@ package xenstore
 import (
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -60,13 +61,14 @@ type blockingConn struct {
 	rbuf  []byte
 	rn    int
 	rerr  syscall.Errno
-	rraw  bool
+	rmode ioMode
 	readF func(uintptr) bool
+	prm   int32 // struct sched_param for sched_setscheduler(2), always 0
 
 	wbuf   []byte
 	wn     int
 	werr   syscall.Errno
-	wraw   bool
+	wmode  ioMode
 	writeF func(uintptr) bool
 
 	once sync.Once
@@ -81,30 +83,46 @@ func newBlockingConn(f *os.File, fd int) (*blockingConn, error) {
 	}
 	b := &blockingConn{f: f, rc: rc, fd: fd}
 	b.readF = func(fd uintptr) bool {
-		b.rn, b.rerr = rawIO(b.rraw, syscall.SYS_READ, fd, b.rbuf)
+		b.rn, b.rerr = rawIO(b.rmode, syscall.SYS_RECVFROM, fd, b.rbuf)
 		return true
 	}
 	b.writeF = func(fd uintptr) bool {
-		b.wn, b.werr = rawIO(b.wraw, syscall.SYS_WRITE, fd, b.wbuf)
+		b.wn, b.werr = rawIO(b.wmode, syscall.SYS_SENDTO, fd, b.wbuf)
 		return true
 	}
 	return b, nil
 }
 
-// rawIO is one read(2) or write(2) of p on fd; raw makes it without
-// telling the scheduler.
-func rawIO(raw bool, trap, fd uintptr, p []byte) (int, syscall.Errno) {
+// ioMode is how rawIO makes its syscall.
+type ioMode int
+
+const (
+	ioWait ioMode = iota // scheduler-aware, waiting up to the socket timeout
+	ioRaw                // as a direct syscall, waiting up to the socket timeout
+	ioNow                // as a direct syscall that does not wait (MSG_DONTWAIT)
+)
+
+// rawIO is one recvfrom(2) or sendto(2) of p on fd (read(2) and
+// write(2) with flags).
+func rawIO(mode ioMode, trap, fd uintptr, p []byte) (int, syscall.Errno) {
 	if len(p) == 0 {
 		return 0, 0
 	}
 	var (
-		n uintptr
-		e syscall.Errno
+		n     uintptr
+		e     syscall.Errno
+		flags uintptr
 	)
-	if raw {
-		n, _, e = syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if mode == ioNow {
+		flags = syscall.MSG_DONTWAIT
+	}
+	if trap == syscall.SYS_SENDTO {
+		flags |= syscall.MSG_NOSIGNAL // EPIPE as an error, never SIGPIPE
+	}
+	if mode == ioWait {
+		n, _, e = syscall.Syscall6(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
 	} else {
-		n, _, e = syscall.Syscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, e = syscall.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
 	}
 	if e != 0 {
 		return 0, e
@@ -112,17 +130,17 @@ func rawIO(raw bool, trap, fd uintptr, p []byte) (int, syscall.Errno) {
 	return int(n), 0
 }
 
-// read is one read(2) under the RawConn.
-func (b *blockingConn) read(p []byte, raw bool) (int, syscall.Errno, error) {
-	b.rbuf, b.rraw = p, raw
+// read is one read under the RawConn.
+func (b *blockingConn) read(p []byte, mode ioMode) (int, syscall.Errno, error) {
+	b.rbuf, b.rmode = p, mode
 	err := b.rc.Read(b.readF)
 	b.rbuf = nil
 	return b.rn, b.rerr, err
 }
 
-// write is one write(2) under the RawConn.
-func (b *blockingConn) write(p []byte, raw bool) (int, syscall.Errno, error) {
-	b.wbuf, b.wraw = p, raw
+// write is one write under the RawConn.
+func (b *blockingConn) write(p []byte, mode ioMode) (int, syscall.Errno, error) {
+	b.wbuf, b.wmode = p, mode
 	err := b.rc.Write(b.writeF)
 	b.wbuf = nil
 	return b.wn, b.werr, err
@@ -150,11 +168,60 @@ func (b *blockingConn) wait(events int16) error {
 // Read reads, waiting as long as needed.
 func (b *blockingConn) Read(p []byte) (int, error) { return b.readRaw(p, false) }
 
+// readMany is Read for a reader that waits for several replies. What has
+// arrived is returned at once. Otherwise the thread waits as a
+// SCHED_BATCH thread if it is an ordinary SCHED_OTHER one (restored
+// before returning): woken by the first reply, it then does not preempt
+// the daemon when the two share a CPU, so the daemon answers every queued
+// request before this thread reads them all in one read(2), instead of
+// being interrupted after each reply. (Where a CPU is idle, the woken
+// thread runs at once either way.)
+func (b *blockingConn) readMany(p []byte) (int, error) {
+	n, errno, err := b.read(p, ioNow)
+	switch {
+	case err != nil:
+		return 0, err
+	case errno == 0 && n > 0:
+		return n, nil
+	case errno != 0 && errno != syscall.EAGAIN && errno != syscall.EINTR:
+		return 0, os.NewSyscallError("read", errno)
+	}
+	// The policy is the thread's: keep this goroutine on it until the
+	// policy is restored.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if b.batchThread() {
+		defer b.unbatchThread()
+	}
+	return b.readRaw(p, false)
+}
+
+// batchThread makes the calling thread SCHED_BATCH if it is SCHED_OTHER
+// (without SCHED_RESET_ON_FORK), and reports whether it did. Its nice
+// value is kept.
+func (b *blockingConn) batchThread() bool {
+	pol, _, e := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
+	if e != 0 || pol != unix.SCHED_NORMAL {
+		return false
+	}
+	_, _, e = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_BATCH, uintptr(unsafe.Pointer(&b.prm)))
+	return e == 0
+}
+
+// unbatchThread makes the calling thread SCHED_OTHER again.
+func (b *blockingConn) unbatchThread() {
+	syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&b.prm)))
+}
+
 // readRaw reads; with raw, as a direct syscall that fails with
 // errDirectSlow past the socket timeout.
 func (b *blockingConn) readRaw(p []byte, raw bool) (int, error) {
+	mode := ioWait
+	if raw {
+		mode = ioRaw
+	}
 	for {
-		n, errno, err := b.read(p, raw)
+		n, errno, err := b.read(p, mode)
 		switch {
 		case err != nil:
 			return 0, err
@@ -186,14 +253,18 @@ func (b *blockingConn) Write(p []byte) (int, error) {
 
 // writeFrom writes p[done:], starting with direct syscalls when raw.
 func (b *blockingConn) writeFrom(p []byte, done int, raw bool) (int, error) {
+	mode := ioWait
+	if raw {
+		mode = ioRaw
+	}
 	for done < len(p) {
-		n, errno, err := b.write(p[done:], raw)
+		n, errno, err := b.write(p[done:], mode)
 		switch {
 		case err != nil:
 			return done, err
 		case errno == syscall.EINTR:
 		case errno == syscall.EAGAIN:
-			raw = false
+			mode = ioWait
 			if err := b.wait(unix.POLLOUT); err != nil {
 				return done, os.NewSyscallError("poll", err)
 			}
@@ -209,6 +280,25 @@ func (b *blockingConn) writeFrom(p []byte, done int, raw bool) (int, error) {
 // within the socket timeout and scheduler-aware after that.
 func (b *blockingConn) directWrite(p []byte) (int, error) {
 	return b.writeFrom(p, 0, true)
+}
+
+// writeNow writes what the socket takes of p without waiting, and
+// returns how much that was.
+func (b *blockingConn) writeNow(p []byte) (int, error) {
+	for {
+		n, errno, err := b.write(p, ioNow)
+		switch {
+		case err != nil:
+			return 0, err
+		case errno == syscall.EINTR:
+		case errno == syscall.EAGAIN:
+			return 0, nil
+		case errno != 0:
+			return 0, os.NewSyscallError("write", errno)
+		default:
+			return n, nil
+		}
+	}
 }
 
 // directRead is one direct read(2). It returns errDirectSlow when

@@ -19,12 +19,22 @@ import (
 type directConn interface {
 	directRead(p []byte) (int, error)
 	directWrite(p []byte) (int, error)
+	// readMany is the reader goroutine's read while several calls
+	// are in flight (see Client); writeNow writes what the
+	// connection takes without waiting (a batch of queued frames).
+	readMany(p []byte) (int, error)
+	writeNow(p []byte) (int, error)
 }
 
 // directReader adapts directConn's read to io.Reader for frameReader.
 type directReader struct{ d directConn }
 
 func (r directReader) Read(p []byte) (int, error) { return r.d.directRead(p) }
+
+// manyReader adapts directConn's readMany to io.Reader for frameReader.
+type manyReader struct{ d directConn }
+
+func (r manyReader) Read(p []byte) (int, error) { return r.d.readMany(p) }
 
 // yield lets other goroutines run; a variable so no test needs to
 // reach into the runtime.
