@@ -201,6 +201,10 @@ func (d *Daemon) start(tb testing.TB, cmd *exec.Cmd) {
 	}
 }
 
+// Pid is the daemon's process id (with oxenstored, of the unshare
+// wrapper that execs it), for benchmarks that account its CPU time.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
 // String describes the daemon for test logs.
 func (d *Daemon) String() string {
 	return fmt.Sprintf("%s on %s", filepath.Base(d.cmd.Path), d.Socket)
