@@ -29,6 +29,15 @@
 // over. A ctx cancelled during a direct read is therefore noticed within
 // 2 ms.
 //
+// While several calls are in flight on a unix socket, requests made
+// while the reader goroutine hands out replies are written together in
+// one write(2), and on Linux the reader waits for their replies with its
+// thread in SCHED_BATCH (an ordinary SCHED_OTHER thread only, restored
+// after the wait): its wake-up then does not preempt a daemon sharing
+// its CPU, which answers the whole batch first. Set
+// Config.PreemptingWaits to keep ordinary waits; see
+// docs/bench-xenstore.md for the measurements.
+//
 // Through /dev/xen/xenbus requests are not pipelined: Linux's device
 // mixes up requests in flight together on one open file, so the Client
 // sends the next request only when the previous one is answered, as
