@@ -285,7 +285,7 @@ func (c *conn) perm(perms []xenstore.Perm) xenstore.Access {
 // missing returns ENOENT, or EACCES when the caller may not even read the
 // nearest existing ancestor.
 func (c *conn) missing(v *view, p string) error {
-	if !c.perm(nearest(v.root, p).perms).CanRead() {
+	if !c.perm(nearest(v.root, p).access()).CanRead() {
 		return syscall.EACCES
 	}
 	return syscall.ENOENT
@@ -329,7 +329,7 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if n == nil {
 			return nil, c.missing(v, p)
 		}
-		if !c.perm(n.perms).CanRead() {
+		if !c.perm(n.access()).CanRead() {
 			return nil, syscall.EACCES
 		}
 		return bytes.Clone(n.value), nil
@@ -341,18 +341,18 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if n == nil {
 			return ok, c.create(v, p, value)
 		}
-		if !c.perm(n.perms).CanWrite() {
+		if !c.perm(n.access()).CanWrite() {
 			return nil, syscall.EACCES
 		}
 		n.value = value
 		v.modified(p)
-		v.fire(p, false, n.perms)
+		v.fire(p, false, n.access())
 		return ok, nil
 	case wire.Mkdir:
 		if n == nil {
 			return ok, c.create(v, p, nil)
 		}
-		if !c.perm(n.perms).CanWrite() {
+		if !c.perm(n.access()).CanWrite() {
 			return nil, syscall.EACCES
 		}
 		return ok, nil
@@ -362,7 +362,7 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if n == nil {
 			return nil, c.missing(v, p)
 		}
-		if !c.perm(n.perms).CanRead() {
+		if !c.perm(n.access()).CanRead() {
 			return nil, syscall.EACCES
 		}
 		var names []string
@@ -388,7 +388,7 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if n == nil {
 			return nil, c.missing(v, p)
 		}
-		if !c.perm(n.perms).CanRead() {
+		if !c.perm(n.access()).CanRead() {
 			return nil, syscall.EACCES
 		}
 		return encodePerms(n.perms), nil
@@ -400,18 +400,19 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if n == nil {
 			return nil, c.missing(v, p)
 		}
-		if !c.priv && (!c.perm(n.perms).CanWrite() || c.perm(n.perms) != xenstore.AccessBoth || !c.owns(n.perms)) {
+		if !c.priv && (!c.perm(n.access()).CanWrite() || c.perm(n.access()) != xenstore.AccessBoth || !c.owns(n.perms)) {
 			return nil, syscall.EACCES
 		}
 		if !c.priv && perms[0].Dom != n.perms[0].Dom {
 			return nil, syscall.EPERM
 		}
 		if !c.s.domainExists(perms[0].Dom) {
-			return nil, syscall.ENOENT // cxenstored under Xen: no such owner
+			return nil, syscall.ENOENT // cxenstored: no such owner
 		}
-		n.perms = perms
+		n.perms, n.live = perms, nil
+		n.ignore(func(dom uint32) bool { return !c.s.domainExists(dom) })
 		v.modified(p)
-		v.fire(p, false, perms)
+		v.fire(p, false, n.access())
 		return ok, nil
 	}
 	return nil, syscall.ENOSYS
@@ -488,7 +489,7 @@ func (c *conn) specialPerms(t wire.Type, a []string) ([]byte, error) {
 // permissions, owned by the caller when it is unprivileged.
 func (c *conn) create(v *view, p string, value []byte) error {
 	parent := nearest(v.root, p)
-	if !c.perm(parent.perms).CanWrite() {
+	if !c.perm(parent.access()).CanWrite() {
 		return syscall.EACCES
 	}
 	names := splitPath(p)
@@ -507,11 +508,12 @@ func (c *conn) create(v *view, p string, value []byte) error {
 		child := n.child(name)
 		path := joinPath(cur, name)
 		if child == nil {
-			perms := append([]xenstore.Perm(nil), n.perms...)
+			var owner *uint32
 			if !c.priv {
-				perms[0].Dom = c.dom
+				owner = &c.dom
 			}
-			child = &node{name: name, perms: perms, gen: v.s.gen}
+			perms, live := n.inherit(owner)
+			child = &node{name: name, perms: perms, live: live, gen: v.s.gen}
 			if i == len(names)-1 {
 				child.value = value
 			}
@@ -522,7 +524,7 @@ func (c *conn) create(v *view, p string, value []byte) error {
 		}
 		n, cur = child, path
 	}
-	v.fire(p, false, n.perms)
+	v.fire(p, false, n.access())
 	return nil
 }
 
@@ -537,14 +539,14 @@ func (c *conn) remove(v *view, p string, n *node) error {
 		}
 		return c.missing(v, p)
 	}
-	if !c.perm(n.perms).CanWrite() {
+	if !c.perm(n.access()).CanWrite() {
 		return syscall.EACCES
 	}
 	n.walk(p, func(q string, _ *node) { v.modified(q) })
 	parent.removeChild(n.name)
 	parent.gen++
 	v.modified(parentPath(p))
-	v.fire(p, true, n.perms)
+	v.fire(p, true, n.access())
 	return nil
 }
 

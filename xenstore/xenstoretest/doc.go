@@ -20,6 +20,16 @@
 // paths, and @introduceDomain/@releaseDomain on XS_INTRODUCE, XS_RELEASE
 // and DomainChanged. Unknown requests fail with ENOSYS.
 //
+// Permissions follow cxenstored's perm_for_conn (owner, then the entry
+// naming the connection's domain, else the owner entry's default). A
+// non-owner entry naming a domain that does not exist when SET_PERMS sets
+// it, or a domain that goes away later (XS_RELEASE, or gone at
+// DomainChanged), grants nothing from then on, even to a new domain with
+// the same id, as cxenstored 4.17 marks it XS_PERM_IGNORE; GET_PERMS still
+// lists it. Which domains exist comes from Config.Domains; without it
+// every id exists except the reserved ones from 0x7ff0 on, as under the
+// project's shim, so only the XS_RELEASE case applies there.
+//
 // # Testing without Xen
 //
 //	srv := xenstoretest.NewServer(nil)

@@ -51,8 +51,11 @@ type Config struct {
 	// Domains answers domain-state questions for DomainChanged, and, as
 	// cxenstored under Xen does, makes INTRODUCE of a domain that does
 	// not exist fail with EINVAL and SET_PERMS naming such an owner
-	// with ENOENT. Nil means every domain exists and is running (like
-	// the daemons under the project's LD_PRELOAD shim).
+	// with ENOENT; a non-owner entry naming such a domain is accepted
+	// and listed but grants nothing, even once a domain of that id
+	// exists (see Server). Nil means every domain exists and is running
+	// (like the daemons under the project's LD_PRELOAD shim), except the
+	// reserved ids from DOMID_FIRST_RESERVED (0x7ff0) on, which never do.
 	Domains DomainStates
 	// Quota limits unprivileged domains.
 	Quota Quota
@@ -69,6 +72,15 @@ var ErrNotIntroduced = errors.New("domain not introduced to xenstored")
 // transactions with conflict detection at commit, watches and the special
 // @introduceDomain/@releaseDomain events. Requests it does not implement
 // fail with ENOSYS.
+//
+// Permission entries other than the owner's that name a domain that does
+// not exist when SET_PERMS sets them, or a domain that later goes away
+// (XS_RELEASE, or gone at DomainChanged), grant nothing from then on, as
+// in cxenstored 4.17 (XS_PERM_IGNORE): a new domain reusing the id does
+// not inherit the old one's access, and the connection gets the owner
+// entry's default instead. GET_PERMS still lists such entries, as
+// cxenstored does. (The permissions of @introduceDomain and
+// @releaseDomain are kept as set.)
 //
 // A Server is safe for concurrent use; it serializes requests internally.
 type Server struct {
@@ -203,10 +215,17 @@ func (s *Server) Client(dom uint32) (*xenstore.Client, error) {
 	return xenstore.NewClient(c, nil), nil
 }
 
+// domidFirstReserved is DOMID_FIRST_RESERVED: ids from it on name no
+// domain (DOMID_SELF, DOMID_IO, ...).
+const domidFirstReserved = 0x7ff0
+
 // domainExists reports whether dom exists, per Config.Domains; s.mu is
-// held. Dom0 always does.
+// held. Dom0 always does, a reserved id never.
 func (s *Server) domainExists(dom uint32) bool {
-	if s.cfg.Domains == nil || dom == 0 {
+	switch {
+	case dom >= domidFirstReserved:
+		return false
+	case s.cfg.Domains == nil || dom == 0:
 		return true
 	}
 	exists, _ := s.cfg.Domains.DomainState(dom)
@@ -239,6 +258,17 @@ func (s *Server) DomainChanged() {
 	for _, id := range gone {
 		drop = append(drop, s.forgetDomain(id)...)
 	}
+	// Domains named in permissions but never introduced: cxenstored
+	// forgets them too when they no longer exist.
+	exists := map[uint32]bool{}
+	s.ignoreEntries(func(dom uint32) bool {
+		e, seen := exists[dom]
+		if !seen {
+			e = s.domainExists(dom)
+			exists[dom] = e
+		}
+		return !e
+	})
 	if fire {
 		s.fireSpecial("@releaseDomain")
 	}
@@ -252,6 +282,7 @@ func (s *Server) DomainChanged() {
 // the lock. Called with s.mu held.
 func (s *Server) forgetDomain(dom uint32) []*conn {
 	delete(s.domains, dom)
+	s.ignoreEntries(func(d uint32) bool { return d == dom })
 	var cs []*conn
 	for c := range s.conns {
 		if c.dom == dom && !c.priv {
@@ -259,6 +290,19 @@ func (s *Server) forgetDomain(dom uint32) []*conn {
 		}
 	}
 	return cs
+}
+
+// ignoreEntries marks the non-owner permission entries naming a domain
+// for which gone reports true as ignored, in the tree and in the open
+// transactions' copies of it. Called with s.mu held.
+func (s *Server) ignoreEntries(gone func(dom uint32) bool) {
+	mark := func(_ string, n *node) { n.ignore(gone) }
+	s.root.walk("/", mark)
+	for c := range s.conns {
+		for _, t := range c.txs {
+			t.root.walk("/", mark)
+		}
+	}
 }
 
 func (s *Server) start(rwc net.Conn, dom uint32, priv bool) (*conn, error) {

@@ -269,3 +269,87 @@ func TestDomainsMustExist(t *testing.T) {
 	require.NoError(t, dom0.Introduce(ctx, 6, 1, 1))
 	require.NoError(t, dom0.SetPerms(ctx, "/p", []xenstore.Perm{{Dom: 6, Access: xenstore.AccessNone}}))
 }
+
+// A permission entry naming a domain that does not exist, or a domain
+// that went away since, grants nothing, also to a later domain with the
+// same id; GET_PERMS still lists it (cxenstored 4.17's XS_PERM_IGNORE).
+func TestPermsOfGoneDomainsGrantNothing(t *testing.T) {
+	ctx := context.Background()
+	readable := func(dom0 *xenstore.Client, p string, dom uint32) {
+		t.Helper()
+		perms := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: dom, Access: xenstore.AccessRead}}
+		require.NoError(t, dom0.Write(ctx, p, []byte("v")))
+		require.NoError(t, dom0.SetPerms(ctx, p, perms))
+		got, err := dom0.GetPerms(ctx, p)
+		require.NoError(t, err)
+		assert.Equal(t, perms, got, "listed as set")
+	}
+
+	t.Run("released", func(t *testing.T) {
+		srv, dom0 := setup(t, nil) // every domain exists
+		require.NoError(t, dom0.Introduce(ctx, 5, 1, 1))
+		readable(dom0, "/n", 5)
+		require.NoError(t, dom0.Write(ctx, "/n/tx", nil))
+		d5 := client(t, srv, 5)
+		v, err := d5.Read(ctx, "/n")
+		require.NoError(t, err)
+		assert.Equal(t, []byte("v"), v, "granted while domain 5 lives")
+		require.NoError(t, dom0.Write(ctx, "/n/tx/new", nil))
+		// A transaction open across the release.
+		var txErr error
+		require.NoError(t, dom0.Transaction(ctx, func(tx *xenstore.Tx) error {
+			if _, err := tx.Read(ctx, "/n"); err != nil {
+				return err
+			}
+			txErr = dom0.Release(ctx, 5)
+			return tx.Write(ctx, "/n/tx/new/fromtx", nil)
+		}))
+		require.NoError(t, txErr)
+
+		require.NoError(t, dom0.Introduce(ctx, 5, 1, 1))
+		d5 = client(t, srv, 5)
+		_, err = d5.Read(ctx, "/n")
+		assert.ErrorIs(t, err, syscall.EACCES, "the new domain 5 does not inherit the old one's entry")
+		_, err = d5.Read(ctx, "/n/tx")
+		assert.ErrorIs(t, err, syscall.EACCES, "nor on the child")
+		_, err = d5.Read(ctx, "/n/tx/new/fromtx")
+		assert.ErrorIs(t, err, syscall.EACCES, "nor on a node the transaction created")
+		perms, err := dom0.GetPerms(ctx, "/n")
+		require.NoError(t, err)
+		assert.Len(t, perms, 2, "still listed")
+
+		readable(dom0, "/n", 5)
+		_, err = d5.Read(ctx, "/n")
+		assert.NoError(t, err, "set again for the new domain: granted")
+	})
+
+	t.Run("never existed", func(t *testing.T) {
+		st := &states{m: map[uint32][2]bool{}}
+		srv, dom0 := setup(t, &xenstoretest.Config{Domains: st})
+		readable(dom0, "/n", 6) // domain 6 does not exist yet
+		require.NoError(t, dom0.Write(ctx, "/n/child", nil))
+		st.set(6, true, false)
+		require.NoError(t, dom0.Introduce(ctx, 6, 1, 1))
+		d6 := client(t, srv, 6)
+		_, err := d6.Read(ctx, "/n")
+		assert.ErrorIs(t, err, syscall.EACCES)
+		_, err = d6.Read(ctx, "/n/child")
+		assert.ErrorIs(t, err, syscall.EACCES, "inherited, still ignored")
+	})
+
+	t.Run("destroyed", func(t *testing.T) {
+		st := &states{m: map[uint32][2]bool{7: {true, false}, 8: {true, false}}}
+		srv, dom0 := setup(t, &xenstoretest.Config{Domains: st})
+		readable(dom0, "/n7", 7) // never introduced while it existed
+		readable(dom0, "/n8", 8)
+		st.set(7, false, false)
+		srv.DomainChanged()
+		st.set(7, true, false)
+		require.NoError(t, dom0.Introduce(ctx, 7, 1, 1))
+		require.NoError(t, dom0.Introduce(ctx, 8, 1, 1))
+		_, err := client(t, srv, 7).Read(ctx, "/n7")
+		assert.ErrorIs(t, err, syscall.EACCES, "domain 7 went away in between")
+		_, err = client(t, srv, 8).Read(ctx, "/n8")
+		assert.NoError(t, err, "domain 8 lived on")
+	})
+}

@@ -11,9 +11,59 @@ import (
 type node struct {
 	name     string
 	value    []byte
-	perms    []xenstore.Perm
+	perms    []xenstore.Perm // as GET_PERMS lists them
+	live     []xenstore.Perm // perms without ignored entries; nil: all count
 	children []*node
 	gen      uint64 // changes whenever the children list changes
+}
+
+// access returns the permission entries that count in access checks.
+// cxenstored (4.17) marks a non-owner entry XS_PERM_IGNORE, for good,
+// when SET_PERMS names a domain that does not exist, and when the domain
+// it names goes away (XS_RELEASE, or destroyed), so that a later domain
+// with the same id inherits nothing; GET_PERMS still lists such entries.
+func (n *node) access() []xenstore.Perm {
+	if n.live != nil {
+		return n.live
+	}
+	return n.perms
+}
+
+// ignore marks the non-owner entries naming a domain for which gone
+// reports true as ignored.
+func (n *node) ignore(gone func(dom uint32) bool) {
+	cur := n.access()
+	var kept []xenstore.Perm
+	for i, p := range cur {
+		if i > 0 && gone(p.Dom) {
+			if kept == nil {
+				kept = append(make([]xenstore.Perm, 0, len(cur)), cur[:i]...)
+			}
+			continue
+		}
+		if kept != nil {
+			kept = append(kept, p)
+		}
+	}
+	if kept != nil {
+		n.live = kept
+	}
+}
+
+// inherit returns the permissions of a new child of n: n's, ignored
+// entries included, owned by owner when set.
+func (n *node) inherit(owner *uint32) (perms, live []xenstore.Perm) {
+	perms = append([]xenstore.Perm(nil), n.perms...)
+	if n.live != nil {
+		live = append([]xenstore.Perm(nil), n.live...)
+	}
+	if owner != nil {
+		perms[0].Dom = *owner
+		if live != nil {
+			live[0].Dom = *owner
+		}
+	}
+	return perms, live
 }
 
 func (n *node) child(name string) *node {
@@ -39,6 +89,7 @@ func (n *node) clone() *node {
 		name:  n.name,
 		value: n.value,
 		perms: n.perms,
+		live:  n.live,
 		gen:   n.gen,
 	}
 	if len(n.children) > 0 {

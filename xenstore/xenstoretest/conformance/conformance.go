@@ -168,6 +168,7 @@ func Run(t *testing.T, tg Target) {
 		{"RemoveRoot", testRemoveRoot},
 		{"InvalidPaths", testInvalidPaths},
 		{"Perms", testPerms},
+		{"PermsMissingDomain", testPermsMissingDomain},
 		{"Watch", testWatch},
 		{"WatchRelative", testWatchRelative},
 		{"WatchErrors", testWatchErrors},
@@ -289,6 +290,40 @@ func testInvalidPaths(t *testing.T, tg Target) {
 	}
 	m := r.roundTrip(wire.Read, 0, []byte("/tool"))
 	assert.Equal(t, "EINVAL", errName(m), "payload without NUL")
+}
+
+// testPermsMissingDomain: permissions naming a domain that does not
+// exist. Ids from DOMID_FIRST_RESERVED (0x7ff0) on never name a domain,
+// under Xen or the shim. cxenstored 4.17 accepts such a non-owner entry
+// and lists it, but marks it XS_PERM_IGNORE: it grants that domain id
+// nothing, even once a domain of that id exists (only visible to an
+// unprivileged connection, which the embedded server's own tests check);
+// it refuses such an owner with ENOENT. oxenstored checks neither.
+func testPermsMissingDomain(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	const none = 0x7fff // DOMID_IDLE
+	require.NoError(t, c.Write(ctx, b+"/p", nil))
+	perms := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: none, Access: xenstore.AccessRead}}
+	require.NoError(t, c.SetPerms(ctx, b+"/p", perms), "a non-owner entry naming no domain is accepted")
+	got, err := c.GetPerms(ctx, b+"/p")
+	require.NoError(t, err)
+	assert.Equal(t, perms, got, "and listed")
+	require.NoError(t, c.Write(ctx, b+"/p/child", nil))
+	got, err = c.GetPerms(ctx, b+"/p/child")
+	require.NoError(t, err)
+	assert.Equal(t, perms, got, "and inherited")
+
+	err = c.SetPerms(ctx, b+"/p", []xenstore.Perm{{Dom: none, Access: xenstore.AccessRead}})
+	if tg.Kind == OXenstored {
+		assert.NoError(t, err, "oxenstored: any owner id is accepted")
+		return
+	}
+	assert.ErrorIs(t, err, syscall.ENOENT, "cxenstored: SET_PERMS naming an owner domain that does not exist")
+	got, err = c.GetPerms(ctx, b+"/p")
+	require.NoError(t, err)
+	assert.Equal(t, perms, got, "unchanged")
 }
 
 func testPerms(t *testing.T, tg Target) {
