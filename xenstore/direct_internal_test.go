@@ -56,6 +56,18 @@ func (c countingConn) Read(p []byte) (int, error) {
 	return c.ReadWriteCloser.Read(p)
 }
 
+// countingReader counts the reader goroutine's reads while several calls
+// are in flight (Client.msrc).
+type countingReader struct {
+	io.Reader
+	reads *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Reader.Read(p)
+}
+
 // TestDirectPathTaken: a lone caller never wakes the reader goroutine;
 // after calls overlapped, the next calls go through it, and the direct
 // path comes back after sharedCalls lone calls.
@@ -71,6 +83,7 @@ func TestDirectPathTaken(t *testing.T) {
 	ctx := context.Background()
 	var reads atomic.Int64
 	c.rwc = countingConn{c.rwc, &reads} // before any call: the reader has not run
+	c.msrc = countingReader{c.msrc, &reads}
 	for range 10 {
 		v, err := c.Read(ctx, "/lone")
 		require.NoError(t, err)
