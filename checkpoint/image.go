@@ -144,12 +144,12 @@ func newStreamSink(w io.Writer, sh guestShape, cfg []byte) (*streamSink, error) 
 	return s, nil
 }
 
-func (s *streamSink) pages(pfns []uint64, types []uint8, data []byte) error {
+func (s *streamSink) pages(pfns []uint64, types []uint8, data [][]byte) error {
 	s.ents = s.ents[:0]
 	for i, p := range pfns {
 		s.ents = append(s.ents, stream.PFNEntry(p, stream.PageType(types[i])))
 	}
-	return s.w.WritePageDataContiguous(s.ents, data)
+	return s.w.WritePageData(s.ents, data)
 }
 
 func (s *streamSink) state(st *domainState) error {

@@ -40,44 +40,47 @@ func (m *memCopier) pvFrames() []uint64 {
 	return m.frames
 }
 
-// normalisePV returns the batch's page data with every page table
-// normalised (libxc's x86_pv_normalise_page): copied, Xen's slots cleared,
-// MFNs turned into PFNs. mem holds the pages of nib's data-carrying
-// entries in order. A table of a running guest that names a frame outside
-// its p2m is sent as XTAB and queued for the final round; once the guest
-// is suspended that is ErrBadFrame.
-func (m *memCopier) normalisePV(nib []uint8, mem []byte) ([]byte, error) {
-	tables := false
+// normalisePV returns the batch's pages with every page table normalised
+// (libxc's x86_pv_normalise_page): copied into scratch, Xen's slots
+// cleared, MFNs turned into PFNs. Other pages stay the mapped ones, so
+// only page tables are copied. pages holds the pages of nib's
+// data-carrying entries in order, and is reused for the result. A table
+// of a running guest that names a frame outside its p2m is sent as XTAB
+// and queued for the final round; once the guest is suspended that is
+// ErrBadFrame.
+func (m *memCopier) normalisePV(nib []uint8, pages [][]byte) ([][]byte, error) {
+	tables := 0
 	for _, t := range nib {
 		if pageHasData(t) && t&7 >= 1 && t&7 <= 4 {
-			tables = true
-			break
+			tables++
 		}
 	}
-	if !tables {
-		return mem, nil
+	if tables == 0 {
+		return pages, nil
 	}
-	if cap(m.scratch) < len(mem) {
-		m.scratch = make([]byte, len(mem))
+	if cap(m.scratch) < tables*pageSize {
+		m.scratch = make([]byte, tables*pageSize)
 	}
-	out := m.scratch[:0]
+	scratch := m.scratch[:tables*pageSize]
+	out := pages[:0] // never ahead of the page being read
 	src := 0
 	for i, t := range nib {
 		if !pageHasData(t) {
 			continue
 		}
-		page := mem[src*pageSize : (src+1)*pageSize]
+		page := pages[src]
 		src++
 		lvl := t & 7
 		if lvl < 1 || lvl > 4 {
-			out = append(out, page...)
+			out = append(out, page)
 			continue
 		}
-		dst := out[len(out) : len(out)+pageSize]
+		dst := scratch[:pageSize] // consecutive tables stay one run
 		err := m.pv.normalise(dst, page, lvl)
 		switch {
 		case err == nil:
-			out = out[:len(out)+pageSize]
+			out = append(out, dst)
+			scratch = scratch[pageSize:]
 		case errors.Is(err, errRetryPage) && !m.final:
 			nib[i] = pfinfoXTAB
 			m.retry = append(m.retry, m.gfns[i])

@@ -81,13 +81,15 @@ func TestNormalisePVBatch(t *testing.T) {
 	putPTE(mem[pageSize:], 0, 0x55555<<12|1)        // pfn 3: L1 naming a foreign frame
 	putPTE(mem[2*pageSize:], 0, (0x1000+7*6)<<12|1) // pfn 4: good L1
 	nib := []uint8{0, 1, 1}
-	out, err := m.normalisePV(nib, mem)
+	out, err := m.normalisePV(nib, pageList(mem))
 	require.NoError(t, err)
 	assert.Equal(t, []uint8{0, pfinfoXTAB, 1}, nib)
 	assert.Equal(t, []uint64{3}, m.retry)
-	require.Len(t, out, 2*pageSize)
-	assert.Equal(t, byte(0xAA), out[0])
-	assert.Equal(t, uint64(6<<12|1), pteAt(out[pageSize:], 0))
+	require.Len(t, out, 2)
+	assert.Same(t, &mem[0], &out[0][0], "a data page is sent from the mapping, not copied")
+	assert.Equal(t, byte(0xAA), out[0][0])
+	require.Len(t, out[1], pageSize)
+	assert.Equal(t, uint64(6<<12|1), pteAt(out[1], 0))
 	assert.Equal(t, uint64((0x1000+7*6)<<12|1), pteAt(mem[2*pageSize:], 0), "the mapped pages are not written")
 	bitmap := make([]uint64, 1)
 	m.addRetries(bitmap)
@@ -95,9 +97,18 @@ func TestNormalisePVBatch(t *testing.T) {
 	assert.Empty(t, m.retry)
 
 	m.final = true
-	_, err = m.normalisePV([]uint8{0, 1, 1}, mem)
+	_, err = m.normalisePV([]uint8{0, 1, 1}, pageList(mem))
 	assert.ErrorIs(t, err, ErrBadFrame)
 	assert.True(t, errors.Is(err, errRetryPage))
+}
+
+// pageList splits mem into its pages.
+func pageList(mem []byte) [][]byte {
+	var pages [][]byte
+	for off := 0; off < len(mem); off += pageSize {
+		pages = append(pages, mem[off:off+pageSize])
+	}
+	return pages
 }
 
 // TestNormaliseVCPU: vCPU0's edx, cr3 and the GDT frames become pfns

@@ -35,8 +35,8 @@ func pageHasData(t uint8) bool {
 type imageSink interface {
 	// pages writes one PAGE_DATA batch: pfns[i] with PFINFO nibble
 	// types[i]; data holds one page per entry whose type has data, in
-	// order.
-	pages(pfns []uint64, types []uint8, data []byte) error
+	// order (consecutive pages of one mapping are written as one run).
+	pages(pfns []uint64, types []uint8, data [][]byte) error
 	// state writes the end-of-checkpoint records.
 	state(st *domainState) error
 	// checkpoint ends one checkpoint of a checkpointed stream.
@@ -66,7 +66,8 @@ type memCopier struct {
 	pv      *pvMemory
 	final   bool
 	frames  []uint64
-	scratch []byte
+	scratch []byte   // normalised page tables of the batch
+	vec     [][]byte // the batch's pages: mapped, or normalised in scratch
 	retry   []uint64 // pfns sent as XTAB while running, to send again
 }
 
@@ -118,26 +119,32 @@ func (m *memCopier) flush(ctx context.Context) error {
 			m.data = append(m.data, frames[i])
 		}
 	}
-	var mem []byte
+	m.vec = m.vec[:0]
 	if len(m.data) > 0 {
 		mp, err := mapFrames(ctx, m.hv, m.dom, domctl.ProtRead, m.data)
 		if err != nil {
 			return fmt.Errorf("mapping %d frames from %#x: %w", len(m.data), m.data[0], err)
 		}
 		defer mp.Close()
-		mem = mp.Bytes()
+		mem := mp.Bytes()
+		// Each page keeps the mapping's capacity beyond it, by which the
+		// writer sees consecutive pages as one run to write in one go.
+		for off := 0; off < len(mem); off += pageSize {
+			m.vec = append(m.vec, mem[off:off+pageSize])
+		}
 		if m.pv != nil {
-			if mem, err = m.normalisePV(nib, mem); err != nil {
+			if m.vec, err = m.normalisePV(nib, m.vec); err != nil {
 				return err
 			}
 		}
 	}
-	if err := m.sink.pages(m.gfns, nib, mem); err != nil {
+	if err := m.sink.pages(m.gfns, nib, m.vec); err != nil {
 		return fmt.Errorf("writing page data: %w", err)
 	}
 	m.pages += uint64(n)
-	m.dataPages += uint64(len(mem) / pageSize)
-	m.bytes += uint64(len(mem))
+	m.dataPages += uint64(len(m.vec))
+	m.bytes += uint64(len(m.vec)) * pageSize
+	clear(m.vec) // drop references to the mapping
 	m.gfns = m.gfns[:0]
 	return nil
 }
