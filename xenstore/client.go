@@ -508,8 +508,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	if !queued {
 		err = c.send(&m, direct)
 	}
-	var errno syscall.Errno
-	if err != nil && c.kernel && errors.As(err, &errno) {
+	if errno, ok := kernelRefusal(err, c.kernel); ok {
 		// The kernel refused the whole frame (a WATCH the daemon
 		// refused, for one): the call's answer; no reply follows.
 		c.forget(id)
@@ -574,6 +573,18 @@ func (c *Client) send(m *wire.Msg, direct bool) error {
 		c.wbuf = nil
 	}
 	return err
+}
+
+// kernelRefusal reports the errno of a write the xenbus device refused.
+// (A function of its own so that the errno escapes to the heap only
+// there, not on every call.)
+func kernelRefusal(err error, kernel bool) (syscall.Errno, bool) {
+	if err == nil || !kernel {
+		return 0, false
+	}
+	var errno syscall.Errno
+	ok := errors.As(err, &errno)
+	return errno, ok
 }
 
 // sharedCalls is how many calls after one that overlapped another, or
