@@ -542,12 +542,18 @@ func (c *conn) remove(v *view, p string, n *node) error {
 	if !c.perm(n.access()).CanWrite() {
 		return syscall.EACCES
 	}
+	v.unlink(p, parent, n)
+	return nil
+}
+
+// unlink removes n, at p below parent, with its subtree, and fires the
+// watches on them.
+func (v *view) unlink(p string, parent, n *node) {
 	n.walk(p, func(q string, _ *node) { v.modified(q) })
 	parent.removeChild(n.name)
 	parent.gen++
 	v.modified(parentPath(p))
 	v.fire(p, true, n.access())
-	return nil
 }
 
 func (c *conn) startTx(m *wire.Msg) ([]byte, error) {

@@ -28,7 +28,9 @@
 // the same id, as cxenstored 4.17 marks it XS_PERM_IGNORE; GET_PERMS still
 // lists it. Which domains exist comes from Config.Domains; without it
 // every id exists except the reserved ones from 0x7ff0 on, as under the
-// project's shim, so only the XS_RELEASE case applies there.
+// project's shim, so only the XS_RELEASE case applies there. When a
+// domain goes away, the nodes it owns are removed with their subtrees,
+// as both daemons do.
 //
 // # Testing without Xen
 //

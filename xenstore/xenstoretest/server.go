@@ -73,6 +73,10 @@ var ErrNotIntroduced = errors.New("domain not introduced to xenstored")
 // @introduceDomain/@releaseDomain events. Requests it does not implement
 // fail with ENOSYS.
 //
+// When a domain goes away (XS_RELEASE, or gone at DomainChanged), the
+// nodes it owns are removed with their subtrees, as cxenstored and
+// oxenstored both do.
+//
 // Permission entries other than the owner's that name a domain that does
 // not exist when SET_PERMS sets them, or a domain that later goes away
 // (XS_RELEASE, or gone at DomainChanged), grant nothing from then on, as
@@ -261,14 +265,16 @@ func (s *Server) DomainChanged() {
 	// Domains named in permissions but never introduced: cxenstored
 	// forgets them too when they no longer exist.
 	exists := map[uint32]bool{}
-	s.ignoreEntries(func(dom uint32) bool {
+	missing := func(dom uint32) bool {
 		e, seen := exists[dom]
 		if !seen {
 			e = s.domainExists(dom)
 			exists[dom] = e
 		}
 		return !e
-	})
+	}
+	s.ignoreEntries(missing)
+	s.removeOwned(missing)
 	if fire {
 		s.fireSpecial("@releaseDomain")
 	}
@@ -283,6 +289,7 @@ func (s *Server) DomainChanged() {
 func (s *Server) forgetDomain(dom uint32) []*conn {
 	delete(s.domains, dom)
 	s.ignoreEntries(func(d uint32) bool { return d == dom })
+	s.removeOwned(func(d uint32) bool { return d == dom })
 	var cs []*conn
 	for c := range s.conns {
 		if c.dom == dom && !c.priv {
@@ -302,6 +309,30 @@ func (s *Server) ignoreEntries(gone func(dom uint32) bool) {
 		for _, t := range c.txs {
 			t.root.walk("/", mark)
 		}
+	}
+}
+
+// removeOwned deletes the nodes owned by a domain for which gone reports
+// true, with their subtrees, firing watches as RM does: cxenstored
+// removes a domain's orphaned nodes when it forgets the domain
+// (domain_tree_remove; its -K option, keeping them, is not modelled).
+// Called with s.mu held.
+func (s *Server) removeOwned(gone func(dom uint32) bool) {
+	var orphans []string
+	s.root.walk("/", func(p string, n *node) {
+		if p == "/" || !gone(n.perms[0].Dom) {
+			return
+		}
+		for _, o := range orphans {
+			if isAncestorOrSelf(o, p) {
+				return // removed with o
+			}
+		}
+		orphans = append(orphans, p)
+	})
+	v := &view{s: s, root: s.root}
+	for _, p := range orphans {
+		v.unlink(p, lookup(s.root, parentPath(p)), lookup(s.root, p))
 	}
 }
 

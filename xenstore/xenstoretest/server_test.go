@@ -353,3 +353,45 @@ func TestPermsOfGoneDomainsGrantNothing(t *testing.T) {
 		assert.NoError(t, err, "domain 8 lived on")
 	})
 }
+
+// The nodes a domain owns go with it (cxenstored's domain_tree_remove):
+// on XS_RELEASE, and at DomainChanged for a domain that no longer
+// exists, introduced or not; watchers hear of each removed subtree.
+func TestGoneDomainsNodesRemoved(t *testing.T) {
+	ctx := context.Background()
+	st := &states{m: map[uint32][2]bool{5: {true, false}, 9: {true, false}}}
+	srv, dom0 := setup(t, &xenstoretest.Config{Domains: st})
+	require.NoError(t, dom0.Introduce(ctx, 5, 1, 1))
+	own := func(p string, dom uint32) {
+		t.Helper()
+		require.NoError(t, dom0.Write(ctx, p+"/child", []byte("c")))
+		require.NoError(t, dom0.SetPerms(ctx, p, []xenstore.Perm{{Dom: dom, Access: xenstore.AccessNone}}))
+	}
+	own("/d5/owned", 5)
+	own("/d5/owned/deeper", 5)
+	own("/d9", 9)
+	require.NoError(t, dom0.Write(ctx, "/d5/kept", nil))
+	w, err := dom0.Watch(ctx, "/d5")
+	require.NoError(t, err)
+	defer w.Close()
+	event(t, w)
+
+	require.NoError(t, dom0.Release(ctx, 5))
+	assert.Equal(t, "/d5/owned", event(t, w).Path, "one event for the removed subtree")
+	for _, p := range []string{"/d5/owned", "/d5/owned/child", "/d5/owned/deeper"} {
+		_, err := dom0.Read(ctx, p)
+		assert.ErrorIs(t, err, fs.ErrNotExist, "%s went with domain 5", p)
+	}
+	_, err = dom0.Read(ctx, "/d5/kept")
+	assert.NoError(t, err, "dom0's node stays")
+
+	_, err = dom0.Read(ctx, "/d9/child")
+	require.NoError(t, err, "domain 9 still exists")
+	srv.DomainChanged()
+	_, err = dom0.Read(ctx, "/d9/child")
+	require.NoError(t, err, "nothing changed for domain 9")
+	st.set(9, false, false)
+	srv.DomainChanged()
+	_, err = dom0.Read(ctx, "/d9")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "domain 9, never introduced, went away: its nodes too")
+}

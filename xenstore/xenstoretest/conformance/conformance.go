@@ -180,6 +180,7 @@ func Run(t *testing.T, tg Target) {
 		{"BigDirectory", testBigDirectory},
 		{"DirectoryPart", testDirectoryPart},
 		{"Domains", testDomains},
+		{"ReleaseRemovesOwnedNodes", testReleaseRemovesOwnedNodes},
 		{"UnknownOp", testUnknownOp},
 		{"OversizedRequest", testOversizedRequest},
 		{"ValueSize", testValueSize},
@@ -694,6 +695,39 @@ func testDomains(t *testing.T, tg Target) {
 		assert.ErrorIs(t, err, syscall.EINVAL, "oxenstored: RELEASE of an unknown domain")
 	} else {
 		assert.ErrorIs(t, err, syscall.ENOENT, "cxenstored: RELEASE of an unknown domain")
+	}
+}
+
+// testReleaseRemovesOwnedNodes: when a domain is released, both daemons
+// remove the nodes it owns, subtrees included. A permission entry naming
+// it stays listed by cxenstored (marked XS_PERM_IGNORE, see
+// testPermsMissingDomain) and is dropped by oxenstored.
+func testReleaseRemovesOwnedNodes(t *testing.T, tg Target) {
+	if tg.RealXen {
+		t.Skip("needs a domain to introduce; under Xen only real ones can be")
+	}
+	ctx := ctxT(t)
+	c := tg.client(t)
+	b := base(t, c)
+	const dom = 18
+	require.NoError(t, c.Introduce(ctx, dom, 0x1234, 3))
+	require.NoError(t, c.Write(ctx, b+"/owned/child", []byte("c")))
+	require.NoError(t, c.SetPerms(ctx, b+"/owned", []xenstore.Perm{{Dom: dom, Access: xenstore.AccessNone}}))
+	named := []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: dom, Access: xenstore.AccessRead}}
+	require.NoError(t, c.Write(ctx, b+"/named", nil))
+	require.NoError(t, c.SetPerms(ctx, b+"/named", named))
+
+	require.NoError(t, c.Release(ctx, dom))
+	_, err := c.Read(ctx, b+"/owned")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "the released domain's node is removed")
+	_, err = c.Read(ctx, b+"/owned/child")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "with its subtree, whoever owns the children")
+	perms, err := c.GetPerms(ctx, b+"/named")
+	require.NoError(t, err, "other nodes stay")
+	if tg.Kind == OXenstored {
+		assert.Equal(t, named[:1], perms, "oxenstored drops the released domain's entry")
+	} else {
+		assert.Equal(t, named, perms, "cxenstored still lists the released domain's entry")
 	}
 }
 
