@@ -467,12 +467,12 @@ func parsePerms(a []string) ([]xenstore.Perm, error) {
 }
 
 func (c *conn) specialPerms(t wire.Type, a []string) ([]byte, error) {
-	perms, known := c.s.special[a[0]]
+	n, known := c.s.special[a[0]]
 	if !known {
 		return nil, syscall.ENOENT
 	}
 	if t == wire.GetPerms {
-		return encodePerms(perms), nil
+		return nil, syscall.EINVAL // cxenstored 4.17 has no node by that name
 	}
 	if !c.priv {
 		return nil, syscall.EACCES
@@ -481,7 +481,11 @@ func (c *conn) specialPerms(t wire.Type, a []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.s.special[a[0]] = np
+	if !c.s.domainExists(np[0].Dom) {
+		return nil, syscall.ENOENT // cxenstored: no such owner
+	}
+	n.perms, n.live = np, nil
+	n.ignore(func(dom uint32) bool { return !c.s.domainExists(dom) })
 	return ok, nil
 }
 
@@ -693,7 +697,7 @@ func (s *Server) fire(p string, recursive bool, perms []xenstore.Perm) {
 
 func (s *Server) fireSpecial(name string) {
 	for c := range s.conns {
-		if !c.perm(s.special[name]).CanRead() {
+		if !c.perm(s.special[name].access()).CanRead() {
 			continue
 		}
 		for _, w := range c.watches {

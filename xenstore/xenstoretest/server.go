@@ -83,8 +83,10 @@ var ErrNotIntroduced = errors.New("domain not introduced to xenstored")
 // in cxenstored 4.17 (XS_PERM_IGNORE): a new domain reusing the id does
 // not inherit the old one's access, and the connection gets the owner
 // entry's default instead. GET_PERMS still lists such entries, as
-// cxenstored does. (The permissions of @introduceDomain and
-// @releaseDomain are kept as set.)
+// cxenstored does. The same holds for the permissions of
+// @introduceDomain and @releaseDomain, except that a domain going away
+// is removed from them (and an owner that goes away is replaced by
+// dom0), as in cxenstored.
 //
 // A Server is safe for concurrent use; it serializes requests internally.
 type Server struct {
@@ -98,7 +100,7 @@ type Server struct {
 	nextTx    uint32
 	conns     map[*conn]struct{}
 	domains   map[uint32]*domain
-	special   map[string][]xenstore.Perm
+	special   map[string]*node // @introduceDomain, @releaseDomain: their permissions
 	listeners map[net.Listener]struct{}
 	closed    bool
 
@@ -122,9 +124,9 @@ func NewServer(cfg *Config) *Server {
 		conns:     map[*conn]struct{}{},
 		domains:   map[uint32]*domain{},
 		listeners: map[net.Listener]struct{}{},
-		special: map[string][]xenstore.Perm{
-			"@introduceDomain": {{Dom: 0, Access: xenstore.AccessNone}},
-			"@releaseDomain":   {{Dom: 0, Access: xenstore.AccessNone}},
+		special: map[string]*node{
+			"@introduceDomain": {perms: []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}}},
+			"@releaseDomain":   {perms: []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}}},
 		},
 	}
 	if cfg != nil {
@@ -275,6 +277,7 @@ func (s *Server) DomainChanged() {
 	}
 	s.ignoreEntries(missing)
 	s.removeOwned(missing)
+	s.dropFromSpecial(missing)
 	if fire {
 		s.fireSpecial("@releaseDomain")
 	}
@@ -290,6 +293,7 @@ func (s *Server) forgetDomain(dom uint32) []*conn {
 	delete(s.domains, dom)
 	s.ignoreEntries(func(d uint32) bool { return d == dom })
 	s.removeOwned(func(d uint32) bool { return d == dom })
+	s.dropFromSpecial(func(d uint32) bool { return d == dom })
 	var cs []*conn
 	for c := range s.conns {
 		if c.dom == dom && !c.priv {
@@ -333,6 +337,31 @@ func (s *Server) removeOwned(gone func(dom uint32) bool) {
 	v := &view{s: s, root: s.root}
 	for _, p := range orphans {
 		v.unlink(p, lookup(s.root, parentPath(p)), lookup(s.root, p))
+	}
+}
+
+// dropFromSpecial removes the entries naming a domain for which gone
+// reports true from the special nodes' permissions, and gives a special
+// node such a domain owned to dom0, as cxenstored does when it forgets a
+// domain (remove_domid_from_perm). Called with s.mu held.
+func (s *Server) dropFromSpecial(gone func(dom uint32) bool) {
+	drop := func(perms []xenstore.Perm) []xenstore.Perm {
+		if perms == nil {
+			return nil
+		}
+		out := []xenstore.Perm{perms[0]}
+		if gone(out[0].Dom) {
+			out[0].Dom = 0
+		}
+		for _, p := range perms[1:] {
+			if !gone(p.Dom) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	for _, n := range s.special {
+		n.perms, n.live = drop(n.perms), drop(n.live)
 	}
 }
 

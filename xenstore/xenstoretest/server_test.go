@@ -395,3 +395,46 @@ func TestGoneDomainsNodesRemoved(t *testing.T) {
 	_, err = dom0.Read(ctx, "/d9")
 	assert.ErrorIs(t, err, fs.ErrNotExist, "domain 9, never introduced, went away: its nodes too")
 }
+
+// The permissions of @releaseDomain follow the domains as a node's do:
+// an owner that does not exist is ENOENT, an entry naming a domain that
+// does not exist grants nothing, and a domain that goes away is dropped
+// from them (cxenstored's remove_domid_from_perm). GET_PERMS of a special
+// path is EINVAL, as in cxenstored 4.17.
+func TestSpecialPermsFollowDomains(t *testing.T) {
+	ctx := context.Background()
+	st := &states{m: map[uint32][2]bool{5: {true, false}, 7: {true, false}, 8: {true, false}}}
+	srv, dom0 := setup(t, &xenstoretest.Config{Domains: st})
+	for _, d := range []uint32{5, 7, 8} {
+		require.NoError(t, dom0.Introduce(ctx, d, 1, 1))
+	}
+	_, err := dom0.GetPerms(ctx, "@releaseDomain")
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	assert.ErrorIs(t, dom0.SetPerms(ctx, "@releaseDomain", []xenstore.Perm{{Dom: 6, Access: xenstore.AccessNone}}), syscall.ENOENT)
+	require.NoError(t, dom0.SetPerms(ctx, "@releaseDomain", []xenstore.Perm{
+		{Dom: 0, Access: xenstore.AccessNone}, {Dom: 5, Access: xenstore.AccessRead},
+		{Dom: 6, Access: xenstore.AccessRead}, {Dom: 8, Access: xenstore.AccessRead},
+	}))
+	st.set(6, true, false)
+	require.NoError(t, dom0.Introduce(ctx, 6, 1, 1))
+	watch := func(dom uint32) *xenstore.Watch {
+		w, err := client(t, srv, dom).Watch(ctx, "@releaseDomain")
+		require.NoError(t, err)
+		t.Cleanup(func() { w.Close() })
+		event(t, w) // the initial event
+		return w
+	}
+	w5, w6 := watch(5), watch(6)
+
+	require.NoError(t, dom0.Release(ctx, 7))
+	assert.Equal(t, "@releaseDomain", event(t, w5).Path, "domain 5 may read @releaseDomain")
+	noEvent(t, dom0, w6) // domain 6 did not exist when it was named
+
+	// Domain 8 goes away and comes back: its entry is gone with it.
+	require.NoError(t, dom0.Release(ctx, 8))
+	event(t, w5)
+	require.NoError(t, dom0.Introduce(ctx, 8, 1, 1))
+	w8 := watch(8)
+	require.NoError(t, dom0.Release(ctx, 5))
+	noEvent(t, dom0, w8)
+}

@@ -169,6 +169,7 @@ func Run(t *testing.T, tg Target) {
 		{"InvalidPaths", testInvalidPaths},
 		{"Perms", testPerms},
 		{"PermsMissingDomain", testPermsMissingDomain},
+		{"SpecialPerms", testSpecialPerms},
 		{"Watch", testWatch},
 		{"WatchRelative", testWatchRelative},
 		{"WatchErrors", testWatchErrors},
@@ -325,6 +326,39 @@ func testPermsMissingDomain(t *testing.T, tg Target) {
 	got, err = c.GetPerms(ctx, b+"/p")
 	require.NoError(t, err)
 	assert.Equal(t, perms, got, "unchanged")
+}
+
+// testSpecialPerms: GET_PERMS and SET_PERMS of @releaseDomain. cxenstored
+// 4.17 has no node by that name for GET_PERMS (EINVAL) and checks the
+// owner of SET_PERMS as for a node; oxenstored answers both.
+func testSpecialPerms(t *testing.T, tg Target) {
+	ctx := ctxT(t)
+	c := tg.client(t)
+	perms, err := c.GetPerms(ctx, "@releaseDomain")
+	if tg.Kind == OXenstored {
+		require.NoError(t, err, "oxenstored: GET_PERMS of @releaseDomain")
+		require.NotEmpty(t, perms)
+	} else {
+		assert.ErrorIs(t, err, syscall.EINVAL, "cxenstored: GET_PERMS of @releaseDomain")
+	}
+	if tg.RealXen {
+		return // the host's own settings: not changed
+	}
+	none := []xenstore.Perm{{Dom: 0x7fff, Access: xenstore.AccessNone}} // DOMID_IDLE, never a domain
+	err = c.SetPerms(ctx, "@releaseDomain", none)
+	t.Cleanup(func() {
+		_ = c.SetPerms(context.Background(), "@releaseDomain", []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}})
+	})
+	if tg.Kind == OXenstored {
+		assert.NoError(t, err, "oxenstored: any owner id is accepted")
+		perms, err := c.GetPerms(ctx, "@releaseDomain")
+		require.NoError(t, err)
+		assert.Equal(t, none, perms)
+		return
+	}
+	assert.ErrorIs(t, err, syscall.ENOENT, "cxenstored: SET_PERMS naming an owner domain that does not exist")
+	require.NoError(t, c.SetPerms(ctx, "@releaseDomain", []xenstore.Perm{{Dom: 0, Access: xenstore.AccessNone}, {Dom: 0x7fff, Access: xenstore.AccessRead}}),
+		"a non-owner entry naming no domain is accepted")
 }
 
 func testPerms(t *testing.T, tg Target) {
