@@ -198,7 +198,8 @@ func (b *blockingConn) readMany(p []byte) (int, error) {
 
 // batchThread makes the calling thread SCHED_BATCH if it is SCHED_OTHER
 // (without SCHED_RESET_ON_FORK), and reports whether it did. Its nice
-// value is kept.
+// value is kept; a custom time slice set with sched_setattr(2) would be
+// back to the default after unbatchThread (Go's threads have none).
 func (b *blockingConn) batchThread() bool {
 	pol, _, e := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
 	if e != 0 || pol != unix.SCHED_NORMAL {
