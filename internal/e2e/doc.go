@@ -26,6 +26,7 @@
 //   - XENCKPT_LAB_TIMEOUT=duration: bound of the whole QEMU run (default
 //     30m, 35m in full mode; the payload gets 4 minutes less).
 //   - XENCKPT_LAB_ACCEL: QEMU's -accel (default tcg,thread=multi).
+//   - XENCKPT_LAB_CPU: QEMU's -cpu (default DefaultCPU).
 //
 // # How it works
 //

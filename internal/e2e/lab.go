@@ -44,6 +44,8 @@ type Config struct {
 	CPUs int
 	// Accel is QEMU's -accel; empty means "tcg,thread=multi".
 	Accel string
+	// CPU is QEMU's -cpu; empty means DefaultCPU.
+	CPU string
 	// Timeout bounds the whole QEMU run; zero means 20 minutes.
 	Timeout time.Duration
 	// PayloadDir, if set, is copied to /payload in dom0; its "run" is run
@@ -77,6 +79,9 @@ func (c *Config) defaults() {
 	}
 	if c.CPUs == 0 {
 		c.CPUs = 2
+	}
+	if c.CPU == "" {
+		c.CPU = DefaultCPU
 	}
 	if c.Accel == "" {
 		c.Accel = "tcg,thread=multi"

@@ -39,6 +39,10 @@ type Result struct {
 	Wall time.Duration
 }
 
+// DefaultCPU is the lab's QEMU CPU model: qemu64 with SVM and nested
+// paging, which Xen needs for PVH guests under TCG.
+const DefaultCPU = "qemu64,+svm,+npt"
+
 // QEMUArgs returns the QEMU command line for files (without the
 // timeout(1) wrapper).
 func QEMUArgs(cfg *Config, f *Files) []string {
@@ -50,7 +54,7 @@ func QEMUArgs(cfg *Config, f *Files) []string {
 	return []string{
 		"qemu-system-x86_64",
 		"-accel", cfg.Accel,
-		"-cpu", "qemu64,+svm,+npt",
+		"-cpu", cfg.CPU,
 		"-m", strconv.Itoa(cfg.QEMUMemMiB),
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-nographic", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
