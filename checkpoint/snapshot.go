@@ -242,9 +242,9 @@ type guestShape struct {
 	MaxGPFN  uint64
 	MaxVCPUs uint32
 	MaxMemKB uint64
-	// OfflineVCPUs are the PV vCPUs down when the operation began: left
-	// out of the config's avail_vcpus, as libxl_retrieve_domain_configuration
-	// does (HVM: unknown here, all listed).
+	// OfflineVCPUs are the vCPUs down when the operation began: left out
+	// of the config's avail_vcpus, as libxl_retrieve_domain_configuration
+	// does.
 	OfflineVCPUs []uint32
 }
 
@@ -264,14 +264,16 @@ func (c *Controller) shape(ctx context.Context, dom domctl.DomID) (guestShape, e
 			return sh, fmt.Errorf("getting address size: %w", err)
 		}
 		sh.Width = bits / 8
-		for v := range sh.MaxVCPUs {
-			vc, err := c.hv.VCPUContext(ctx, dom, v, sh.Width)
-			if err != nil {
-				return sh, fmt.Errorf("getting vCPU %d context: %w", v, err)
-			}
-			if !vcpuOnline(vc) {
-				sh.OfflineVCPUs = append(sh.OfflineVCPUs, v)
-			}
+	}
+	// Xen sets VGCF_online in any vCPU's context unless it is down (PV
+	// and HVM alike), where libxl asks getvcpuinfo.
+	for v := range sh.MaxVCPUs {
+		vc, err := c.hv.VCPUContext(ctx, dom, v, sh.Width)
+		if err != nil {
+			return sh, fmt.Errorf("getting vCPU %d context: %w", v, err)
+		}
+		if !vcpuOnline(vc) {
+			sh.OfflineVCPUs = append(sh.OfflineVCPUs, v)
 		}
 	}
 	if sh.MaxGPFN, err = c.hv.MaxGPFN(ctx, dom); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xenckpt/xenckpt/checkpoint"
 	"github.com/xenckpt/xenckpt/checkpoint/stream"
 	"github.com/xenckpt/xenckpt/domctl"
 	"github.com/xenckpt/xenckpt/internal/abi"
@@ -90,4 +91,61 @@ func TestOfflineVCPUs(t *testing.T) {
 			require.NoError(t, rg.WaitCounter(ctx, rg.Counter()+2), "the restored guest runs")
 		})
 	}
+}
+
+// hvmCPURecords lists the instances of the CPU records in an image's
+// HVM_CONTEXT record (an hvm_save stream: descriptors of code, instance,
+// length, each followed by its payload).
+func hvmCPURecords(t *testing.T, img []byte) []uint16 {
+	t.Helper()
+	r := stream.NewReader(bytes.NewReader(img), nil)
+	for {
+		rec, err := r.Next()
+		require.NoError(t, err, "no HVM_CONTEXT record")
+		if rec.Kind != stream.KindLibxc || rec.Type != stream.RecHVMContext {
+			continue
+		}
+		var cpus []uint16
+		for b := rec.Body; len(b) >= 8; {
+			code, inst, n := binary.LittleEndian.Uint16(b), binary.LittleEndian.Uint16(b[2:]), binary.LittleEndian.Uint32(b[4:])
+			require.LessOrEqual(t, 8+int(n), len(b))
+			if code == abi.HVM_SAVE_CODE_CPU {
+				cpus = append(cpus, inst)
+			}
+			b = b[8+n:]
+		}
+		return cpus
+	}
+}
+
+// TestOfflineVCPUsPVH: Xen's HVM context has no CPU record for a vCPU
+// that is down (hvm_save_cpu_ctxt skips it), so a PVH guest's image
+// carries records for the online vCPUs only, and the restored domain
+// leaves the others down, as the checkpointed original keeps them.
+func TestOfflineVCPUsPVH(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest(t, xensim.GuestConfig{Kind: xensim.PVH, Convention: xensim.ConventionLinux, VCPUs: 3})
+	ctx := testCtx(t)
+	dom := g.Domain()
+	require.NoError(t, g.SetVCPUOnline(1, false))
+
+	var img bytes.Buffer
+	_, err := e.c.Checkpoint(ctx, dom, &img, &checkpoint.SaveOptions{Resume: resumeOpts(xensim.ConventionLinux)})
+	require.NoError(t, err)
+	assert.Equal(t, []uint16{0, 2}, hvmCPURecords(t, img.Bytes()), "CPU records of online vCPUs only")
+	avail := regexp.MustCompile(`"avail_vcpus":\[[0-9,]*\]`).Find(img.Bytes()[:min(img.Len(), 1024)])
+	assert.Equal(t, `"avail_vcpus":[0,2]`, string(avail), "the xl config lists the online vCPUs")
+	e.requireRunning(t, g)
+	info, err := e.hv.DomainInfo(ctx, dom)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, info.NrOnlineVCPUs, "the original keeps vCPU1 down")
+
+	rdom, err := e.c.Restore(ctx, bytes.NewReader(img.Bytes()), nil)
+	require.NoError(t, err)
+	info, err = e.hv.DomainInfo(ctx, rdom)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, info.MaxVCPUID, "all three vCPUs exist")
+	assert.EqualValues(t, 2, info.NrOnlineVCPUs, "vCPU1 stays down after restore")
+	rg := e.host.Guest(rdom)
+	require.NoError(t, rg.WaitCounter(ctx, rg.Counter()+2), "the restored guest runs")
 }

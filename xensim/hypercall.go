@@ -404,20 +404,46 @@ func (x *xen) getHVMContext(id domctl.DomID, p *abi.DomctlHVMContext) error {
 	if !d.hvm {
 		return errEINVAL
 	}
+	ctx := d.savedHVMContext()
 	if p.Buffer.IsNull() {
-		p.Size = uint32(len(d.hvmCtx))
+		p.Size = uint32(len(ctx))
 		return nil
 	}
-	if int(p.Size) < len(d.hvmCtx) {
+	if int(p.Size) < len(ctx) {
 		return errENOSPC
 	}
-	b, err := x.bufs.resolve(p.Buffer.Addr(), len(d.hvmCtx))
+	b, err := x.bufs.resolve(p.Buffer.Addr(), len(ctx))
 	if err != nil {
 		return err
 	}
-	copy(b, d.hvmCtx)
-	p.Size = uint32(len(d.hvmCtx))
+	copy(b, ctx)
+	p.Size = uint32(len(ctx))
 	return nil
+}
+
+// savedHVMContext is the domain's HVM context as gethvmcontext returns it:
+// without the CPU records of vCPUs that are down, as hvm_save_cpu_ctxt
+// saves nothing for them (a restore then leaves them down). Call with
+// Xen.mu held.
+func (d *domain) savedHVMContext() []byte {
+	down := false
+	for i := range d.vcpus {
+		down = down || !d.vcpus[i].online
+	}
+	if !down {
+		return d.hvmCtx
+	}
+	out := make([]byte, 0, len(d.hvmCtx))
+	off := 0
+	_ = hvmRecords(d.hvmCtx, func(code, inst uint16, payload []byte) bool {
+		n := hvmDescSize + len(payload)
+		if code != abi.HVM_SAVE_CODE_CPU || int(inst) >= len(d.vcpus) || d.vcpus[inst].online {
+			out = append(out, d.hvmCtx[off:off+n]...)
+		}
+		off += n
+		return true
+	})
+	return out
 }
 
 func (x *xen) setHVMContext(id domctl.DomID, p *abi.DomctlHVMContext) error {
