@@ -563,7 +563,13 @@ func (w *Writer) pageRecord(entries []uint64, nd int, pages [][]byte, data []byt
 	if w.vec != nil {
 		w.vbf = append(w.vbf[:0], w.buf)
 		if pages != nil {
-			w.vbf = append(w.vbf, pages...)
+			// One iovec per run of pages back to back in memory: a
+			// mapped batch is one, not 1,024.
+			for p := pages; len(p) > 0; {
+				n := contiguousRun(p)
+				w.vbf = append(w.vbf, p[0][:n*PageSize])
+				p = p[n:]
+			}
 		} else {
 			w.vbf = append(w.vbf, data)
 		}

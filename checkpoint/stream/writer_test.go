@@ -15,11 +15,13 @@ import (
 type vecRecorder struct {
 	bytes.Buffer
 	calls int
+	nbufs []int // buffers of each call
 	bases map[*byte]bool
 }
 
 func (v *vecRecorder) WriteBuffers(bufs net.Buffers) (int64, error) {
 	v.calls++
+	v.nbufs = append(v.nbufs, len(bufs))
 	for _, b := range bufs {
 		if len(b) > 0 {
 			v.bases[unsafe.SliceData(b)] = true
@@ -66,6 +68,40 @@ func TestVectoredPageData(t *testing.T) {
 	write(c1)
 	require.NoError(t, c1.Close())
 	assert.Equal(t, plain.Bytes(), <-done)
+}
+
+// TestVectoredPageRuns: pages that lie back to back in memory (a mapped
+// batch) reach a BuffersWriter as one buffer, not one per page; a page
+// elsewhere starts a new one.
+func TestVectoredPageRuns(t *testing.T) {
+	batch := make([]byte, 64*PageSize)
+	other := page(9, 9)
+	var pages [][]byte
+	entries := make([]uint64, 0, 65)
+	for i := range 64 {
+		pages = append(pages, batch[i*PageSize:(i+1)*PageSize])
+		entries = append(entries, PFNEntry(uint64(i), PageNoTab))
+	}
+	pages = append(pages[:32:32], append([][]byte{other}, pages[32:]...)...)
+	entries = append(entries, PFNEntry(64, PageNoTab))
+	for i := range batch {
+		batch[i] = byte(i / PageSize)
+	}
+	write := func(dst io.Writer) {
+		w := NewWriter(dst, nil)
+		require.NoError(t, w.WriteImageHeader())
+		require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
+		require.NoError(t, w.WriteStaticDataEnd())
+		require.NoError(t, w.WritePageData(entries, pages))
+		require.NoError(t, w.Flush())
+	}
+	var plain bytes.Buffer
+	write(&plain)
+	v := &vecRecorder{bases: map[*byte]bool{}}
+	write(v)
+	assert.Equal(t, []int{4}, v.nbufs, "headers, pages 0-31, the page elsewhere, pages 32-63")
+	assert.Greater(t, plain.Len(), 65*PageSize)
+	assert.True(t, bytes.Equal(plain.Bytes(), v.Bytes()), "the same bytes as the copying path")
 }
 
 // shortWriter accepts at most n bytes in total, then fails.
