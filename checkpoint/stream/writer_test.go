@@ -30,6 +30,16 @@ func (v *vecRecorder) WriteBuffers(bufs net.Buffers) (int64, error) {
 	return bufs.WriteTo(&v.Buffer)
 }
 
+// newHVMWriter returns a writer to dst past an HVM stream's headers.
+func newHVMWriter(t *testing.T, dst io.Writer) *Writer {
+	t.Helper()
+	w := NewWriter(dst, nil)
+	require.NoError(t, w.WriteImageHeader())
+	require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
+	require.NoError(t, w.WriteStaticDataEnd())
+	return w
+}
+
 // TestVectoredPageData checks that page slices reach a BuffersWriter as the
 // caller's own memory (no copy), and that the bytes equal those of the
 // copying path.
@@ -38,10 +48,7 @@ func TestVectoredPageData(t *testing.T) {
 	pages := [][]byte{page(0, 0), page(2, 0)}
 	contig := append(page(0, 1), page(2, 1)...)
 	write := func(dst io.Writer) {
-		w := NewWriter(dst, nil)
-		require.NoError(t, w.WriteImageHeader())
-		require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
-		require.NoError(t, w.WriteStaticDataEnd())
+		w := newHVMWriter(t, dst)
 		require.NoError(t, w.WritePageData(entries, pages))
 		require.NoError(t, w.WritePageDataContiguous(entries, contig))
 		require.NoError(t, w.WriteHVMContext([]byte{1}))
@@ -88,10 +95,7 @@ func TestVectoredPageRuns(t *testing.T) {
 		batch[i] = byte(i / PageSize)
 	}
 	write := func(dst io.Writer) {
-		w := NewWriter(dst, nil)
-		require.NoError(t, w.WriteImageHeader())
-		require.NoError(t, w.WriteDomainHeader(DomainHeader{Type: DomainTypeHVM}))
-		require.NoError(t, w.WriteStaticDataEnd())
+		w := newHVMWriter(t, dst)
 		require.NoError(t, w.WritePageData(entries, pages))
 		require.NoError(t, w.Flush())
 	}
