@@ -50,8 +50,13 @@
 // populated frames of that memfd into a PROT_NONE reservation with
 // MAP_SHARED|MAP_FIXED|MAP_POPULATE, so a mapping aliases guest memory
 // without copying, writes through it land in the guest, and UnmapForeign is
-// a real munmap. Unpopulated frames get -EINVAL in the error array and stay
-// inaccessible. Writable mappings mark their frames dirty when made and
+// a real munmap. A read-only MapForeign of consecutive pages of the memfd
+// (a snapshot batch) needs no new mapping: it is a slice of a second,
+// read-only mapping of the whole memfd, populated as frames are allocated,
+// much as Xen maps guest frames for dom0 out of memory it already holds;
+// it faults on a write, and keeps a destroyed domain's memory until it is
+// unmapped like any mapping. Unpopulated frames get -EINVAL in the error
+// array and stay inaccessible. Writable mappings mark their frames dirty when made and
 // when unmapped (and a CLEAN with LOGDIRTY_FINAL adds frames still mapped
 // writable). Guest kernels write through the simulator, which marks log-
 // dirty pages. getpageframeinfo3 reports NOTAB for populated frames and
