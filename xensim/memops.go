@@ -447,14 +447,14 @@ func (x *xen) removeFromPhysmap(id domctl.DomID, gfn uint64) error {
 	if !d.isPopulated(gfn) {
 		return errEINVAL
 	}
-	if !d.grantMapped || gfn != d.grantGFN {
-		d.dropPFN(gfn)
-	}
 	if d.grantMapped && gfn == d.grantGFN {
 		copy(d.mem.page(d.mem.grantPage()), d.mem.page(gfn))
 		d.grantMapped = false
-	} else if d.totPages > 0 {
-		d.totPages--
+	} else {
+		d.dropPFN(gfn)
+		if d.totPages > 0 {
+			d.totPages--
+		}
 	}
 	clear(d.mem.page(gfn))
 	d.populated[gfn/64] &^= 1 << (gfn % 64)
