@@ -249,11 +249,12 @@ func (b *blockingConn) readRaw(p []byte, raw bool) (int, error) {
 
 // Write writes all of p, waiting as long as needed.
 func (b *blockingConn) Write(p []byte) (int, error) {
-	return b.writeFrom(p, 0, false)
+	return b.writeAll(p, false)
 }
 
-// writeFrom writes p[done:], starting with direct syscalls when raw.
-func (b *blockingConn) writeFrom(p []byte, done int, raw bool) (int, error) {
+// writeAll writes all of p, starting with direct syscalls when raw.
+func (b *blockingConn) writeAll(p []byte, raw bool) (int, error) {
+	done := 0
 	mode := ioWait
 	if raw {
 		mode = ioRaw
@@ -280,7 +281,7 @@ func (b *blockingConn) writeFrom(p []byte, done int, raw bool) (int, error) {
 // directWrite writes all of p, by direct syscalls while they complete
 // within the socket timeout and scheduler-aware after that.
 func (b *blockingConn) directWrite(p []byte) (int, error) {
-	return b.writeFrom(p, 0, true)
+	return b.writeAll(p, true)
 }
 
 // writeNow writes what the socket takes of p without waiting, and
