@@ -91,8 +91,7 @@ type Client struct {
 	direct directConn    // rwc, when it offers the direct path
 	dsrc   io.Reader     // directReader{direct}
 	msrc   io.Reader     // what the reader reads while several calls are in flight
-	kernel bool          // rwc is the xenbus device (see kernelConn)
-	kslot  chan struct{} // kernel: full while a request is in flight
+	kslot  chan struct{} // rwc is the xenbus device (see kernelConn): full while a request is in flight
 	maxReq int           // largest request payload rwc accepts
 
 	chans sync.Pool // of chan *wire.Msg: recycled reply channels
@@ -143,7 +142,7 @@ func NewClient(rwc io.ReadWriteCloser, cfg *Config) *Client {
 	}
 	c.maxReq = wire.PayloadMax
 	if k, ok := rwc.(kernelConn); ok {
-		c.kernel, c.maxReq = true, k.maxPayload()
+		c.maxReq = k.maxPayload()
 		c.kslot = make(chan struct{}, 1)
 	}
 	go c.background()
@@ -361,7 +360,7 @@ func (c *Client) route(m *wire.Msg) bool {
 		c.dispatchEvent(m)
 		return false
 	}
-	if c.kernel {
+	if c.kslot != nil {
 		c.kfree() // the one request in flight is answered
 	}
 	c.mu.Lock()
@@ -449,7 +448,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if c.kernel {
+	if c.kslot != nil {
 		// One request at a time through the xenbus device, as
 		// libxenstore does: Linux 6.1 mixes up the payloads of
 		// requests in flight together on one open file (seen in the
@@ -508,7 +507,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, tx uint32, payload []byt
 	if !queued {
 		err = c.send(&m, direct)
 	}
-	if errno, ok := kernelRefusal(err, c.kernel); ok {
+	if errno, ok := kernelRefusal(err, c.kslot != nil); ok {
 		// The kernel refused the whole frame (a WATCH the daemon
 		// refused, for one): the call's answer; no reply follows.
 		c.forget(id)
