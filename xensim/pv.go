@@ -283,6 +283,20 @@ func (d *domain) typeTable(mfn uint64, lvl int, out map[uint64]uint32) error {
 	return nil
 }
 
+// typeTables validates the table at frame mfn as level lvl (typeTable)
+// and, if it passes, gives it and the tables below it their types. Call
+// with x.mu held.
+func (d *domain) typeTables(mfn uint64, lvl int) error {
+	types := map[uint64]uint32{}
+	if err := d.typeTable(mfn, lvl, types); err != nil {
+		return err
+	}
+	for p, t := range types {
+		d.ptype[p] = t
+	}
+	return nil
+}
+
 // pinTable is MMUEXT_PIN_L<lvl>_TABLE on frame mfn. Call with x.mu held.
 func (d *domain) pinTable(mfn uint64, lvl int) error {
 	if d.hvm || lvl < 1 || lvl > d.tableLevels() {
@@ -292,12 +306,8 @@ func (d *domain) pinTable(mfn uint64, lvl int) error {
 	if !ok || d.ptype[pfn]&pfinfoLPINTAB != 0 {
 		return errEINVAL // not ours, or already pinned
 	}
-	types := map[uint64]uint32{}
-	if err := d.typeTable(mfn, lvl, types); err != nil {
+	if err := d.typeTables(mfn, lvl); err != nil {
 		return err
-	}
-	for p, t := range types {
-		d.ptype[p] = t
 	}
 	d.ptype[pfn] |= pfinfoLPINTAB
 	if lvl == 4 {

@@ -148,12 +148,8 @@ func (d *domain) writePTE(maddr, val uint64) error {
 			if val&ptePSE != 0 {
 				return errEINVAL
 			}
-			types := map[uint64]uint32{}
-			if err := d.typeTable(pteMFN(val), lvl-1, types); err != nil {
+			if err := d.typeTables(pteMFN(val), lvl-1); err != nil {
 				return err
-			}
-			for p, t := range types {
-				d.ptype[p] = t
 			}
 		}
 	}
