@@ -45,19 +45,9 @@ func echoDaemon(t *testing.T) string {
 	return sock
 }
 
-// countingConn counts the scheduler-aware reads: the reader goroutine's.
-type countingConn struct {
-	io.ReadWriteCloser
-	reads *atomic.Int64
-}
-
-func (c countingConn) Read(p []byte) (int, error) {
-	c.reads.Add(1)
-	return c.ReadWriteCloser.Read(p)
-}
-
-// countingReader counts the reader goroutine's reads while several calls
-// are in flight (Client.msrc).
+// countingReader counts the reader goroutine's reads: through
+// Client.rwc (scheduler-aware) and Client.msrc (while several calls are
+// in flight).
 type countingReader struct {
 	io.Reader
 	reads *atomic.Int64
@@ -82,7 +72,11 @@ func TestDirectPathTaken(t *testing.T) {
 	defer c.Close()
 	ctx := context.Background()
 	var reads atomic.Int64
-	c.rwc = countingConn{c.rwc, &reads} // before any call: the reader has not run
+	// Before any call: the reader has not run.
+	c.rwc = struct {
+		io.Reader
+		io.WriteCloser
+	}{countingReader{c.rwc, &reads}, c.rwc}
 	c.msrc = countingReader{c.msrc, &reads}
 	for range 10 {
 		v, err := c.Read(ctx, "/lone")
