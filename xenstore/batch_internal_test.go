@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/xenckpt/xenckpt/internal/testutil"
 )
 
 // halfWriter makes every batched write partial: the socket takes half,
@@ -130,7 +132,7 @@ func TestReadManyThreadPolicy(t *testing.T) {
 			}()
 			tid := <-tids
 			if tid < 0 {
-				t.Skip("sched_setscheduler(2) is not permitted here")
+				testutil.SkipOrFail(t, "sched_setscheduler(2) is not permitted here", "run as root, or allow sched_setscheduler(2) in the seccomp profile")
 			}
 			// Wait until the reader waits as SCHED_BATCH.
 			deadline := time.Now().Add(10 * time.Second)
