@@ -22,8 +22,7 @@ var errRetryPage = errors.New("page table changed while copying")
 
 const invalidFrame = ^uint64(0)
 
-// Offsets in shared_info's arch part and the vCPU contexts, from the
-// generated structs.
+// Offsets in shared_info's arch part, from the generated structs.
 var (
 	si64MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.MaxPFN))
 	si64FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.PFNToMFNFrameListList))
@@ -35,15 +34,6 @@ var (
 	si32P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MVaddr))
 	si64P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MGeneration))
 	si32P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MGeneration))
-
-	vc64Edx    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_64{}.Rdx))
-	vc64GDT    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTFrames))
-	vc64GDTEnt = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTEnts))
-	vc64CR     = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.Ctrlreg))
-	vc32Edx    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_32{}.Edx))
-	vc32GDT    = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.GDTFrames))
-	vc32GDTEnt = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.GDTEnts))
-	vc32CR     = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.Ctrlreg))
 )
 
 // Page-table entry bits (64-bit and PAE entries alike).
@@ -199,14 +189,6 @@ func field(b []byte, off, width int) uint64 {
 		return uint64(binary.LittleEndian.Uint32(b[off:]))
 	}
 	return binary.LittleEndian.Uint64(b[off:])
-}
-
-func setField(b []byte, off, width int, v uint64) {
-	if width == 4 {
-		binary.LittleEndian.PutUint32(b[off:], uint32(v))
-		return
-	}
-	binary.LittleEndian.PutUint64(b[off:], v)
 }
 
 // validMFN: Linux marks p2m entries of holes ~0 and of identity or
@@ -411,14 +393,10 @@ func (p *pvMemory) normalise(dst, src []byte, lvl uint8) error {
 // into pfns, as libxc's write_one_vcpu_basic: vCPU0's edx (the start_info
 // frame of the suspend hypercall), the GDT frames, cr3 and (64-bit) cr1.
 // Frames of a vCPU never started (zero) are left alone.
-func (p *pvMemory) normaliseVCPU(id uint32, ctx []byte) error {
-	w := p.width
-	edx, gdt, gdtEnts, cr := vc64Edx, vc64GDT, vc64GDTEnt, vc64CR
-	if w == 4 {
-		edx, gdt, gdtEnts, cr = vc32Edx, vc32GDT, vc32GDTEnt, vc32CR
-	}
-	if len(ctx) < cr+8*w {
-		return fmt.Errorf("%w: vCPU %d context of %d bytes", ErrBadFrame, id, len(ctx))
+func (p *pvMemory) normaliseVCPU(id uint32, raw []byte) error {
+	vc, err := domctl.NewVCPUContext(p.width, raw)
+	if err != nil {
+		return fmt.Errorf("%w: vCPU %d: %w", ErrBadFrame, id, err)
 	}
 	conv := func(what string, mfn uint64) (uint64, error) {
 		pfn, ok := p.pfn(mfn)
@@ -428,36 +406,36 @@ func (p *pvMemory) normaliseVCPU(id uint32, ctx []byte) error {
 		return pfn, nil
 	}
 	if id == 0 {
-		pfn, err := conv("suspend record (start_info in edx)", field(ctx, edx, w))
+		pfn, err := conv("suspend record (start_info in edx)", vc.RDX())
 		if err != nil {
 			return err
 		}
-		setField(ctx, edx, w, pfn)
+		vc.SetRDX(pfn)
 	}
-	n := field(ctx, gdtEnts, w)
+	n := vc.GDTEnts()
 	if n > maxGDTEntries {
 		return fmt.Errorf("%w: vCPU %d has %d GDT entries", ErrBadFrame, id, n)
 	}
 	for i := range int((n + 511) / 512) {
-		pfn, err := conv(fmt.Sprintf("GDT frame %d", i), field(ctx, gdt+i*w, w))
+		pfn, err := conv(fmt.Sprintf("GDT frame %d", i), vc.GDTFrame(i))
 		if err != nil {
 			return err
 		}
-		setField(ctx, gdt+i*w, w, pfn)
+		vc.SetGDTFrame(i, pfn)
 	}
-	if cr3 := field(ctx, cr+3*w, w); cr3 != 0 {
-		pfn, err := conv("cr3", cr3ToPFN(cr3, w))
+	if cr3 := vc.CtrlReg(3); cr3 != 0 {
+		pfn, err := conv("cr3", cr3ToPFN(cr3, p.width))
 		if err != nil {
 			return err
 		}
-		setField(ctx, cr+3*w, w, pfnToCR3(pfn, w))
+		vc.SetCtrlReg(3, pfnToCR3(pfn, p.width))
 	}
-	if cr1 := field(ctx, cr+w, w); p.levels == 4 && cr1 != 0 {
+	if cr1 := vc.CtrlReg(1); p.levels == 4 && cr1 != 0 {
 		pfn, err := conv("cr1", cr1>>12)
 		if err != nil {
 			return err
 		}
-		setField(ctx, cr+w, w, 1|pfn<<12)
+		vc.SetCtrlReg(1, 1|pfn<<12)
 	}
 	return nil
 }

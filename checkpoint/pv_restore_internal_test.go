@@ -83,7 +83,7 @@ func TestPVVCPUFrames(t *testing.T) {
 		require.NoError(t, err)
 		vc.SetCtrlReg(3, 8<<12)
 		vc.SetCtrlReg(1, 10<<12|1)
-		binary.LittleEndian.PutUint64(vc.Raw[4960:], 513) // gdt_ents: two frames
+		binary.LittleEndian.PutUint64(vc.Raw[vc64GDTEnts:], 513) // gdt_ents: two frames
 		vc.SetGDTFrame(0, 4)
 		vc.SetGDTFrame(1, 5)
 		return vc
@@ -109,7 +109,7 @@ func TestPVVCPUFrames(t *testing.T) {
 	assert.ErrorIs(t, rs.pvVCPUFrames(0, vc), stream.ErrMissing)
 
 	vc = newVC()
-	binary.LittleEndian.PutUint64(vc.Raw[4960:], 14*512+1)
+	binary.LittleEndian.PutUint64(vc.Raw[vc64GDTEnts:], 14*512+1)
 	assert.ErrorIs(t, rs.pvVCPUFrames(0, vc), stream.ErrBadValue)
 }
 

@@ -4,9 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xenckpt/xenckpt/domctl"
+	"github.com/xenckpt/xenckpt/internal/abi"
 )
 
 // testPV is a 64-bit (or PAE) guest of 8 pfns whose pfn p has MFN
@@ -117,27 +121,36 @@ func pageList(mem []byte) [][]byte {
 func TestNormaliseVCPU(t *testing.T) {
 	p := testPV(8)
 	ctx := make([]byte, 5168)
-	binary.LittleEndian.PutUint64(ctx[vc64Edx:], 0x1000+7*1)
-	binary.LittleEndian.PutUint64(ctx[vc64GDTEnt:], 600) // two frames
-	binary.LittleEndian.PutUint64(ctx[vc64GDT:], 0x1000+7*6)
-	binary.LittleEndian.PutUint64(ctx[vc64GDT+8:], 0x1000+7*7)
-	binary.LittleEndian.PutUint64(ctx[vc64CR+3*8:], (0x1000+7*5)<<12)
-	binary.LittleEndian.PutUint64(ctx[vc64CR+8:], (0x1000+7*4)<<12|1)
+	vc, err := domctl.NewVCPUContext(8, ctx)
+	require.NoError(t, err)
+	vc.SetRDX(0x1000 + 7*1)
+	binary.LittleEndian.PutUint64(ctx[vc64GDTEnts:], 600) // two frames
+	vc.SetGDTFrame(0, 0x1000+7*6)
+	vc.SetGDTFrame(1, 0x1000+7*7)
+	vc.SetCtrlReg(3, (0x1000+7*5)<<12)
+	vc.SetCtrlReg(1, (0x1000+7*4)<<12|1)
 	require.NoError(t, p.normaliseVCPU(0, ctx))
-	assert.EqualValues(t, 1, binary.LittleEndian.Uint64(ctx[vc64Edx:]))
-	assert.EqualValues(t, 6, binary.LittleEndian.Uint64(ctx[vc64GDT:]))
-	assert.EqualValues(t, 7, binary.LittleEndian.Uint64(ctx[vc64GDT+8:]))
-	assert.EqualValues(t, 5<<12, binary.LittleEndian.Uint64(ctx[vc64CR+3*8:]))
-	assert.EqualValues(t, 4<<12|1, binary.LittleEndian.Uint64(ctx[vc64CR+8:]))
+	assert.EqualValues(t, 1, vc.RDX())
+	assert.EqualValues(t, 6, vc.GDTFrame(0))
+	assert.EqualValues(t, 7, vc.GDTFrame(1))
+	assert.EqualValues(t, 5<<12, vc.CtrlReg(3))
+	assert.EqualValues(t, 4<<12|1, vc.CtrlReg(1))
 
 	assert.NoError(t, p.normaliseVCPU(1, make([]byte, 5168)), "a vCPU never started")
 	assert.ErrorIs(t, p.normaliseVCPU(0, make([]byte, 5168)), ErrBadFrame, "vCPU0 must name its start_info")
+	assert.ErrorIs(t, p.normaliseVCPU(1, make([]byte, 2800)), ErrBadFrame, "a context of the wrong width")
 
 	pae := testPV(4)
 	c32 := make([]byte, 2800)
-	binary.LittleEndian.PutUint32(c32[vc32Edx:], 0x1000+7*1)
-	binary.LittleEndian.PutUint32(c32[vc32CR+3*4:], uint32(pfnToCR3(0x1000+7*2, 4)))
+	vc, err = domctl.NewVCPUContext(4, c32)
+	require.NoError(t, err)
+	vc.SetRDX(0x1000 + 7*1)
+	vc.SetCtrlReg(3, pfnToCR3(0x1000+7*2, 4))
 	require.NoError(t, pae.normaliseVCPU(0, c32))
-	assert.EqualValues(t, 1, binary.LittleEndian.Uint32(c32[vc32Edx:]))
-	assert.EqualValues(t, pfnToCR3(2, 4), binary.LittleEndian.Uint32(c32[vc32CR+3*4:]))
+	assert.EqualValues(t, 1, vc.RDX())
+	assert.EqualValues(t, pfnToCR3(2, 4), vc.CtrlReg(3))
 }
+
+// vc64GDTEnts is gdt_ents' offset in a 64-bit vCPU context (domctl has
+// no setter for it).
+var vc64GDTEnts = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.GDTEnts))
