@@ -97,24 +97,42 @@ func TestNeverEmptyPayload(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestCloseUnblocksPendingCalls closes the Client, or the daemon's end
+// disconnects, while a call waits for its reply: through the reader
+// goroutine (a net.Pipe) and in the direct path's raw read(2) (a unix
+// socket from DialSocket).
 func TestCloseUnblocksPendingCalls(t *testing.T) {
-	c, d := fake(t, nil)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Read(context.Background(), "/slow")
-		errc <- err
-	}()
-	readReq(t, d) // the request is out; never answered
-	require.NoError(t, c.Close())
-	select {
-	case err := <-errc:
-		assert.ErrorIs(t, err, net.ErrClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the call")
+	peers := map[string]func(t *testing.T) (*xenstore.Client, net.Conn){
+		"pipe":   func(t *testing.T) (*xenstore.Client, net.Conn) { return fake(t, nil) },
+		"socket": socketPeer,
 	}
-	_, err := c.Read(context.Background(), "/after")
-	assert.ErrorIs(t, err, net.ErrClosed)
-	assert.NoError(t, c.Close(), "closing twice")
+	for name, peer := range peers {
+		for _, who := range []string{"client", "daemon"} {
+			t.Run(name+"/"+who, func(t *testing.T) {
+				c, d := peer(t)
+				errc := make(chan error, 1)
+				go func() {
+					_, err := c.Read(context.Background(), "/slow")
+					errc <- err
+				}()
+				readReq(t, d) // the request is out; never answered
+				if who == "client" {
+					require.NoError(t, c.Close())
+				} else {
+					require.NoError(t, d.Close())
+				}
+				select {
+				case err := <-errc:
+					assert.ErrorIs(t, err, net.ErrClosed)
+				case <-time.After(5 * time.Second):
+					t.Fatal("the call was not unblocked")
+				}
+				_, err := c.Read(context.Background(), "/after")
+				assert.ErrorIs(t, err, net.ErrClosed)
+				assert.NoError(t, c.Close(), "closing (again)")
+			})
+		}
+	}
 }
 
 func TestConnectionLost(t *testing.T) {

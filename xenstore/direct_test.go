@@ -104,35 +104,6 @@ func TestDirectCancelAndLateReply(t *testing.T) {
 	assert.Equal(t, "mine", string(v))
 }
 
-// TestDirectCloseWhileReading closes the Client while a call is in its
-// raw read(2), and the daemon's end disconnecting in the same state.
-func TestDirectCloseWhileReading(t *testing.T) {
-	for _, who := range []string{"client", "daemon"} {
-		t.Run(who, func(t *testing.T) {
-			c, d := socketPeer(t)
-			errc := make(chan error, 1)
-			go func() {
-				_, err := c.Read(context.Background(), "/never")
-				errc <- err
-			}()
-			readReq(t, d)
-			if who == "client" {
-				require.NoError(t, c.Close())
-			} else {
-				require.NoError(t, d.Close())
-			}
-			select {
-			case err := <-errc:
-				assert.ErrorIs(t, err, net.ErrClosed)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the call was not unblocked")
-			}
-			_, err := c.Read(context.Background(), "/after")
-			assert.ErrorIs(t, err, net.ErrClosed)
-		})
-	}
-}
-
 // TestDirectMixedWithWatchesAndCallers has calls alternate between the
 // direct path and the reader goroutine on a unix socket to the embedded
 // server: synchronous calls, bursts of concurrent ones, and a watch
