@@ -2,11 +2,9 @@ package checkpoint
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"time"
-	"unsafe"
 
 	"github.com/xenckpt/xenckpt/domctl"
 	"github.com/xenckpt/xenckpt/internal/abi"
@@ -505,15 +503,8 @@ func rate(n float64, d time.Duration) float64 {
 	return n / d.Seconds()
 }
 
-// vcpuOnline reports VGCF_online in a vCPU context's flags (the first
-// field after fpu_ctxt in both layouts; the bit is in its low word).
-func vcpuOnline(vc *domctl.VCPUContext) bool {
-	off := int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.Flags))
-	if vc.Width == 4 {
-		off = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.Flags))
-	}
-	return len(vc.Raw) >= off+4 && binary.LittleEndian.Uint32(vc.Raw[off:])&abi.VGCF_online != 0
-}
+// vcpuOnline reports VGCF_online in a vCPU context's flags.
+func vcpuOnline(vc *domctl.VCPUContext) bool { return vc.Flags()&abi.VGCF_online != 0 }
 
 // mapFrames maps gfns and fails unless every frame mapped.
 func mapFrames(ctx context.Context, hv Hypervisor, dom domctl.DomID, prot domctl.Prot, gfns []uint64) (*domctl.Mapping, error) {

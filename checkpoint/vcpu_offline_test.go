@@ -22,7 +22,7 @@ func vcpuUp(t *testing.T, e *env, dom domctl.DomID, v uint32, width int) bool {
 	t.Helper()
 	vc, err := e.hv.VCPUContext(testCtx(t), dom, v, width)
 	require.NoError(t, err)
-	return binary.LittleEndian.Uint32(vc.Raw[512:])&abi.VGCF_online != 0 // flags follow fpu_ctxt[512]
+	return vc.Flags()&abi.VGCF_online != 0
 }
 
 // vcpuRecords lists the vCPU ids of an image's X86_PV_VCPU_BASIC records.
