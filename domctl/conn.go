@@ -149,6 +149,20 @@ func (c *Conn) alloc(size int) ([]byte, error) {
 	return b, nil
 }
 
+// allocCopy returns a hypercall buffer holding a copy of b, for data the
+// hypervisor reads; nil for an empty b (free takes nil).
+func (c *Conn) allocCopy(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	buf, err := c.alloc(len(b))
+	if err != nil {
+		return nil, err
+	}
+	copy(buf, b)
+	return buf, nil
+}
+
 // free returns a buffer from alloc.
 func (c *Conn) free(b []byte) {
 	if b == nil {

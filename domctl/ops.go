@@ -268,12 +268,11 @@ func (c *Conn) SetHVMContext(ctx context.Context, dom DomID, data []byte) error 
 	if len(data) == 0 {
 		return newOpError(OpSetHVMContext, dom, syscall.EINVAL)
 	}
-	buf, err := c.alloc(len(data))
+	buf, err := c.allocCopy(data)
 	if err != nil {
 		return newOpError(OpSetHVMContext, dom, err)
 	}
 	defer c.free(buf)
-	copy(buf, data)
 	return newOpError(OpSetHVMContext, dom, c.domctl(ctx, abi.XEN_DOMCTL_sethvmcontext, dom, func(d *abi.Domctl) {
 		p := abi.DomctlPayload[abi.DomctlHVMContext](d)
 		p.Size = uint32(len(data))

@@ -177,12 +177,11 @@ func (c *Conn) SetVCPUExtState(ctx context.Context, dom DomID, vcpu uint32, blob
 	if len(blob) == 0 {
 		return newOpError(OpSetVCPUExtState, dom, syscall.EINVAL)
 	}
-	buf, err := c.alloc(len(blob))
+	buf, err := c.allocCopy(blob)
 	if err != nil {
 		return newOpError(OpSetVCPUExtState, dom, err)
 	}
 	defer c.free(buf)
-	copy(buf, blob)
 	return newOpError(OpSetVCPUExtState, dom, c.domctl(ctx, abi.XEN_DOMCTL_setvcpuextstate, dom, func(d *abi.Domctl) {
 		p := abi.DomctlPayload[abi.DomctlVCPUExtState](d)
 		p.VCPU = vcpu
@@ -199,12 +198,11 @@ func (c *Conn) SetVCPUMSRs(ctx context.Context, dom DomID, vcpu uint32, blob []b
 	if len(blob) == 0 || len(blob)%size != 0 {
 		return newOpError(OpSetVCPUMSRs, dom, fmt.Errorf("MSR list of %d bytes: %w", len(blob), syscall.EINVAL))
 	}
-	buf, err := c.alloc(len(blob))
+	buf, err := c.allocCopy(blob)
 	if err != nil {
 		return newOpError(OpSetVCPUMSRs, dom, err)
 	}
 	defer c.free(buf)
-	copy(buf, blob)
 	return newOpError(OpSetVCPUMSRs, dom, c.domctl(ctx, abi.XEN_DOMCTL_set_vcpu_msrs, dom, func(d *abi.Domctl) {
 		p := abi.DomctlPayload[abi.DomctlVCPUMSRs](d)
 		p.VCPU = vcpu
@@ -235,22 +233,12 @@ func (c *Conn) SetCPUPolicy(ctx context.Context, dom DomID, leaves, msrs []byte)
 	if len(leaves)%ls != 0 || len(msrs)%ms != 0 {
 		return newOpError(OpSetCPUPolicy, dom, fmt.Errorf("CPUID policy of %d bytes, MSR policy of %d: %w", len(leaves), len(msrs), syscall.EINVAL))
 	}
-	copyIn := func(b []byte) ([]byte, error) {
-		if len(b) == 0 {
-			return nil, nil
-		}
-		buf, err := c.alloc(len(b))
-		if err == nil {
-			copy(buf, b)
-		}
-		return buf, err
-	}
-	lb, err := copyIn(leaves)
+	lb, err := c.allocCopy(leaves)
 	if err != nil {
 		return newOpError(OpSetCPUPolicy, dom, err)
 	}
 	defer c.free(lb)
-	mb, err := copyIn(msrs)
+	mb, err := c.allocCopy(msrs)
 	if err != nil {
 		return newOpError(OpSetCPUPolicy, dom, err)
 	}
