@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -241,7 +242,7 @@ func (c *Client) background() {
 				// the write below.
 				c.yielding = true
 				c.mu.Unlock()
-				yield()
+				runtime.Gosched()
 				c.mu.Lock()
 				c.yielding = false
 				if err := c.flushQueued(); err != nil {
@@ -386,7 +387,7 @@ func (c *Client) readDirect(ch chan *wire.Msg) (*wire.Msg, bool) {
 	// Let runnable goroutines go first: on one CPU, callers sharing the
 	// Client then queue their requests behind this one, and the daemon
 	// answers them in one go, instead of each waiting for the last.
-	yield()
+	runtime.Gosched()
 	for {
 		m, err := c.rd.next(c.dsrc, c.cfg.maxReply())
 		if errors.Is(err, errDirectSlow) {

@@ -229,7 +229,7 @@ func (b *blockingConn) readRaw(p []byte, raw bool) (int, error) {
 		case errno == syscall.EINTR && raw:
 			// A signal, the runtime preempting this thread for
 			// instance (for a garbage collection): yield first.
-			yield()
+			runtime.Gosched()
 		case errno == syscall.EINTR:
 		case errno == syscall.EAGAIN && raw:
 			return 0, errDirectSlow

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/xenckpt/xenckpt/xenstore/internal/wire"
 )
@@ -35,10 +34,6 @@ func (r directReader) Read(p []byte) (int, error) { return r.d.directRead(p) }
 type manyReader struct{ d directConn }
 
 func (r manyReader) Read(p []byte) (int, error) { return r.d.readMany(p) }
-
-// yield lets other goroutines run; a variable so no test needs to
-// reach into the runtime.
-var yield = runtime.Gosched
 
 // frameReader splits a byte stream into frames. It is used by whoever
 // holds the reader role, and keeps a partly read frame across a read that
