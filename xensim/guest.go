@@ -31,6 +31,15 @@ const (
 	PVH
 )
 
+// width is the word size of a guest of kind k (start_info, p2m entries):
+// 4 for PV32, else 8.
+func (k Kind) width() int {
+	if k == PV32 {
+		return 4
+	}
+	return 8
+}
+
 func (k Kind) String() string {
 	switch k {
 	case PV64:
@@ -386,12 +395,7 @@ func (k *kernel) run() {
 }
 
 // width is the guest's word size for start_info: 4 for PV32, else 8.
-func (k *kernel) width() int {
-	if Kind(k.d.headerLE32(hKind)) == PV32 {
-		return 4
-	}
-	return 8
-}
+func (k *kernel) width() int { return Kind(k.d.headerLE32(hKind)).width() }
 
 // startInfo reads the start_info page (frame 1).
 func (k *kernel) startInfo() (magic.StartInfo, error) {

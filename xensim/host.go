@@ -211,11 +211,7 @@ func (h *Host) CreateGuest(ctx context.Context, cfg GuestConfig) (*Guest, error)
 	}
 	if cfg.Kind != PVH {
 		// Room for the page tables and p2m above at least 4 data pages.
-		w := 8
-		if cfg.Kind == PV32 {
-			w = 4
-		}
-		cfg.Pages = max(cfg.Pages, firstDataPFN+4+pvReserved(cfg.Pages, w))
+		cfg.Pages = max(cfg.Pages, firstDataPFN+4+pvReserved(cfg.Pages, cfg.Kind.width()))
 	}
 	h.x.mu.Lock()
 	if cfg.Kind == PV32 {
@@ -256,9 +252,9 @@ func (h *Host) loadKernel(d *domain, cfg GuestConfig, kid uint64) error {
 	if cfg.SuspendEventChannel {
 		flags |= flagSuspendEvtchn
 	}
-	platform, width := magic.PlatformX86_64, 8
-	if cfg.Kind == PV32 {
-		platform, width = magic.PlatformX86_32P, 4
+	platform, width := magic.PlatformX86_64, cfg.Kind.width()
+	if width == 4 {
+		platform = magic.PlatformX86_32P
 	}
 	// The builder writes the plain guest type; a seed kernel adds its
 	// capability token when it boots (kernel.advertiseSeed).
