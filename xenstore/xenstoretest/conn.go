@@ -406,11 +406,9 @@ func (c *conn) treeOp(v *view, t wire.Type, payload []byte) ([]byte, error) {
 		if !c.priv && perms[0].Dom != n.perms[0].Dom {
 			return nil, syscall.EPERM
 		}
-		if !c.s.domainExists(perms[0].Dom) {
-			return nil, syscall.ENOENT // cxenstored: no such owner
+		if err := c.s.setPerms(n, perms); err != nil {
+			return nil, err
 		}
-		n.perms, n.live = perms, nil
-		n.ignore(func(dom uint32) bool { return !c.s.domainExists(dom) })
 		v.modified(p)
 		v.fire(p, false, n.access())
 		return ok, nil
@@ -481,12 +479,22 @@ func (c *conn) specialPerms(t wire.Type, a []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.s.domainExists(np[0].Dom) {
-		return nil, syscall.ENOENT // cxenstored: no such owner
+	if err := c.s.setPerms(n, np); err != nil {
+		return nil, err
 	}
-	n.perms, n.live = np, nil
-	n.ignore(func(dom uint32) bool { return !c.s.domainExists(dom) })
 	return ok, nil
+}
+
+// setPerms gives n perms as SET_PERMS does, once the caller may: ENOENT
+// when the owner names no domain (cxenstored), and entries naming no
+// domain are listed but ignored. Called with s.mu held.
+func (s *Server) setPerms(n *node, perms []xenstore.Perm) error {
+	if !s.domainExists(perms[0].Dom) {
+		return syscall.ENOENT
+	}
+	n.perms, n.live = perms, nil
+	n.ignore(func(dom uint32) bool { return !s.domainExists(dom) })
+	return nil
 }
 
 // create makes p and its missing parents, each inheriting its parent's
