@@ -62,9 +62,6 @@ type pvRestore struct {
 	types     []stream.PageType
 	p2mFrames []uint64 // pfns of the guest's own p2m frames, by index
 	tables    bool     // the image holds page tables
-	// extra holds each vCPU's X86_PV_VCPU_EXTENDED, _XSAVE and _MSRS
-	// blobs, applied after its basic context.
-	extra map[uint32]*vcpuExtra
 	// cpuid and msrs are the X86_CPUID_POLICY and X86_MSR_POLICY bodies.
 	cpuid, msrs []byte
 
@@ -76,52 +73,23 @@ func newPVRestore() *pvRestore {
 	return &pvRestore{levels: 4, boundPFN: pvMaxGrowPFN}
 }
 
-// vcpuExtra is what the image holds for a vCPU beyond its basic context.
-type vcpuExtra struct {
-	ext, xsave, msrs []byte
-}
-
-// vcpuBlob keeps an EXTENDED, XSAVE or MSRS blob of vCPU id.
-func (pv *pvRestore) vcpuBlob(t stream.RecordType, id uint32, blob []byte) {
-	if pv.extra == nil {
-		pv.extra = map[uint32]*vcpuExtra{}
-	}
-	x := pv.extra[id]
-	if x == nil {
-		x = &vcpuExtra{}
-		pv.extra[id] = x
-	}
-	b := slices.Clone(blob)
-	switch t {
-	case stream.RecX86PVVCPUExtended:
-		x.ext = b
-	case stream.RecX86PVVCPUXSave:
-		x.xsave = b
-	case stream.RecX86PVVCPUMSRs:
-		x.msrs = b
-	}
-}
-
-// setVCPUExtra applies vCPU id's extended state, in libxc's order.
-func (rs *restorer) setVCPUExtra(ctx context.Context, id uint32) error {
-	x := rs.pv.extra[id]
-	if x == nil {
-		return nil
-	}
+// setVCPUExtra applies a vCPU's extended state (its X86_PV_VCPU_EXTENDED,
+// _XSAVE and _MSRS blobs), in libxc's order, after its basic context.
+func (rs *restorer) setVCPUExtra(ctx context.Context, v vcpuState) error {
 	hv, dom := rs.c.hv, rs.dom
-	if x.ext != nil {
-		if err := hv.SetExtVCPUContext(ctx, dom, x.ext); err != nil {
-			return fmt.Errorf("setting vCPU %d extended context: %w", id, err)
+	if v.Ext != nil {
+		if err := hv.SetExtVCPUContext(ctx, dom, v.Ext); err != nil {
+			return fmt.Errorf("setting vCPU %d extended context: %w", v.ID, err)
 		}
 	}
-	if x.xsave != nil {
-		if err := hv.SetVCPUExtState(ctx, dom, id, x.xsave); err != nil {
-			return fmt.Errorf("setting vCPU %d xsave state: %w", id, err)
+	if v.XSave != nil {
+		if err := hv.SetVCPUExtState(ctx, dom, v.ID, v.XSave); err != nil {
+			return fmt.Errorf("setting vCPU %d xsave state: %w", v.ID, err)
 		}
 	}
-	if x.msrs != nil {
-		if err := hv.SetVCPUMSRs(ctx, dom, id, x.msrs); err != nil {
-			return fmt.Errorf("setting vCPU %d MSRs: %w", id, err)
+	if v.MSRs != nil {
+		if err := hv.SetVCPUMSRs(ctx, dom, v.ID, v.MSRs); err != nil {
+			return fmt.Errorf("setting vCPU %d MSRs: %w", v.ID, err)
 		}
 	}
 	return nil
@@ -356,7 +324,9 @@ func (rs *restorer) loadPVState(ctx context.Context) error {
 	if pv.consolePort, err = hv.AllocUnboundEvtchn(ctx, dom, 0); err != nil {
 		return fmt.Errorf("allocating console event channel: %w", err)
 	}
-	vcpus := slices.Clone(rs.st.VCPUs)
+	// As libxc, a vCPU with extended records but no basic context is
+	// skipped.
+	vcpus := slices.DeleteFunc(slices.Clone(rs.st.VCPUs), func(v vcpuState) bool { return v.Ctx == nil })
 	slices.SortFunc(vcpus, func(a, b vcpuState) int { return int(a.ID) - int(b.ID) })
 	if len(vcpus) == 0 || vcpus[0].ID != 0 {
 		return fmt.Errorf("%w: image has no vCPU 0 state", stream.ErrMissing)
@@ -377,7 +347,7 @@ func (rs *restorer) loadPVState(ctx context.Context) error {
 		if err := hv.SetVCPUContext(ctx, dom, v.ID, vc); err != nil {
 			return fmt.Errorf("setting vCPU %d context: %w", v.ID, err)
 		}
-		if err := rs.setVCPUExtra(ctx, v.ID); err != nil {
+		if err := rs.setVCPUExtra(ctx, v); err != nil {
 			return err
 		}
 	}

@@ -202,7 +202,7 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 			return err
 		}
 		if len(v.Context) > 0 {
-			rs.setVCPU(v.ID, append([]byte(nil), v.Context...))
+			rs.vcpu(v.ID).Ctx = slices.Clone(v.Context)
 		}
 	case stream.RecX86CPUIDPolicy:
 		if rs.pv != nil {
@@ -217,8 +217,17 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 		if err != nil {
 			return err
 		}
-		if rs.pv != nil && len(v.Context) > 0 {
-			rs.pv.vcpuBlob(rec.Type, v.ID, v.Context)
+		if rs.pv == nil || len(v.Context) == 0 {
+			break
+		}
+		vs, b := rs.vcpu(v.ID), slices.Clone(v.Context)
+		switch rec.Type {
+		case stream.RecX86PVVCPUExtended:
+			vs.Ext = b
+		case stream.RecX86PVVCPUXSave:
+			vs.XSave = b
+		default:
+			vs.MSRs = b
 		}
 	case stream.RecHVMContext:
 		rs.st.HVMContext = append(rs.st.HVMContext[:0], rec.Body...)
@@ -235,14 +244,15 @@ func (rs *restorer) applyLibxc(ctx context.Context, rec stream.Record) error {
 	return nil
 }
 
-func (rs *restorer) setVCPU(id uint32, ctx []byte) {
+// vcpu returns the state kept for vCPU id, adding it.
+func (rs *restorer) vcpu(id uint32) *vcpuState {
 	for i := range rs.st.VCPUs {
 		if rs.st.VCPUs[i].ID == id {
-			rs.st.VCPUs[i].Ctx = ctx
-			return
+			return &rs.st.VCPUs[i]
 		}
 	}
-	rs.st.VCPUs = append(rs.st.VCPUs, vcpuState{ID: id, Ctx: ctx})
+	rs.st.VCPUs = append(rs.st.VCPUs, vcpuState{ID: id})
+	return &rs.st.VCPUs[len(rs.st.VCPUs)-1]
 }
 
 // create makes the target domain, once.
