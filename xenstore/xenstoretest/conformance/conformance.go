@@ -630,9 +630,8 @@ func testBigDirectory(t *testing.T, tg Target) {
 	// Pipelined writes, so setup is quick on every daemon.
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for i, name := range want {
+	for _, name := range want {
 		wg.Go(func() {
-			_ = i
 			errs <- c.Write(ctx, b+"/"+name, nil)
 		})
 	}
