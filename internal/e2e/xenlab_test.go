@@ -36,8 +36,9 @@ func labMode() string {
 // and host-side verification, repeated cycles); XENCKPT_LAB_WORK=dir keeps
 // the build products, serial log and result tar there instead of a
 // temporary directory; XENCKPT_LAB_RUN=regexp runs only the matching in-dom0
-// tests and XENCKPT_LAB_SKIP=regexp skips some (go test -run/-skip syntax); XENCKPT_LAB_TIMEOUT=duration bounds the QEMU run (default 20m, full
-// 35m); XENCKPT_LAB_ACCEL and XENCKPT_LAB_CPU override QEMU's -accel and -cpu.
+// tests and XENCKPT_LAB_SKIP=regexp skips some (go test -run/-skip syntax);
+// XENCKPT_LAB_TIMEOUT=duration bounds the QEMU run (default 30m, full 35m);
+// XENCKPT_LAB_ACCEL and XENCKPT_LAB_CPU override QEMU's -accel and -cpu.
 func TestXenLab(t *testing.T) {
 	for _, c := range []string{"qemu-system-x86_64", "xz", "ldd", "modprobe", "timeout", "go"} {
 		testutil.RequireCommand(t, c, "apt-get install qemu-system-x86 xz-utils kmod (scripts/setup.sh)")
