@@ -59,13 +59,10 @@ func (f *frameReader) next(src io.Reader, limit int) (*wire.Msg, error) {
 			}
 			total := wire.HeaderSize + int(n)
 			if avail >= total {
-				m := &wire.Msg{
-					Type:    wire.Type(binary.NativeEndian.Uint32(h[0:4])),
-					ReqID:   binary.NativeEndian.Uint32(h[4:8]),
-					TxID:    binary.NativeEndian.Uint32(h[8:12]),
-					Payload: make([]byte, n),
+				m := new(wire.Msg)
+				if err := m.UnmarshalBinary(h[:total]); err != nil {
+					return nil, err // not reached: total is the header's length
 				}
-				copy(m.Payload, h[wire.HeaderSize:total])
 				f.r += total
 				if f.r == f.w {
 					f.r, f.w = 0, 0
