@@ -330,11 +330,7 @@ func (d *demo) saveRestore(ctx context.Context, s *demoStep) error {
 	}
 	saved := g.Counter() // the guest counts on until it suspends
 	r, err := d.src.ctl.Save(ctx, g.Domain(), img, nil)
-	if err == nil {
-		err = img.commit()
-	}
-	if err != nil {
-		img.discard()
+	if err = img.finish(err); err != nil {
 		return err
 	}
 	if _, err := d.src.hv.DomainInfo(ctx, g.Domain()); !errors.Is(err, domctl.ErrNoDomain) {

@@ -84,6 +84,20 @@ func (i *imageFile) commit() error {
 	return nil
 }
 
+// finish ends the image after the operation that wrote it returned err:
+// committed if err is nil, else discarded (a partial image is useless and
+// misleading; an existing FILE was not touched). It returns err, or the
+// commit's error.
+func (i *imageFile) finish(err error) error {
+	if err == nil {
+		err = i.commit()
+	}
+	if err != nil {
+		i.discard()
+	}
+	return err
+}
+
 // discard drops the image after a failure: the temporary file, or FILE
 // itself if the failure came after the image was committed (a save whose
 // domain could not be destroyed: the guest was resumed, so the image is

@@ -311,14 +311,7 @@ func (a *app) runSaveLike(ctx context.Context, op string, c *common, s *saveFlag
 		r, err = h.ctl.Save(ctx, dom, img, opts)
 	}
 	b.Done()
-	if err == nil {
-		err = img.commit()
-	}
-	if err != nil {
-		// A partial image is useless and misleading; an existing FILE
-		// was not touched.
-		img.discard()
-	}
+	err = img.finish(err)
 	res.fromResult(r)
 	if err != nil && !errors.Is(err, checkpoint.ErrNotCancellable) {
 		res.ResumedByCLI = a.ensureResumed(ctx, h, dom, opts.Resume, 3*time.Second)
