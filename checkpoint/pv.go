@@ -22,19 +22,55 @@ var errRetryPage = errors.New("page table changed while copying")
 
 const invalidFrame = ^uint64(0)
 
-// Offsets in shared_info's arch part, from the generated structs.
+// Offsets in shared_info, by guest width, from the generated structs: the
+// fields libxc's handle_shared_info touches on restore and the p2m
+// location the save reads.
+type sharedInfoLayout struct {
+	vcpuInfo, vcpuInfoSize, pendingSel  int
+	pending, mask, bitmapSize           int
+	arch, archSize, frameListList, word int
+	maxPFN, p2mCR3, p2mVA, p2mGen       int
+}
+
 var (
-	si64MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.MaxPFN))
-	si64FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.PFNToMFNFrameListList))
-	si64P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MCr3))
-	si64P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MVaddr))
-	si32MaxPFN = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.MaxPFN))
-	si32FLL    = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.PFNToMFNFrameListList))
-	si32P2MCR3 = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MCr3))
-	si32P2MVA  = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MVaddr))
-	si64P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_64{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_64{}.P2MGeneration))
-	si32P2MGen = int(unsafe.Offsetof(abi.SharedInfoX86_32{}.Arch) + unsafe.Offsetof(abi.ArchSharedInfoX86_32{}.P2MGeneration))
+	si64 abi.SharedInfoX86_64
+	si32 abi.SharedInfoX86_32
+
+	sharedInfo64 = sharedInfoLayout{
+		vcpuInfo: int(unsafe.Offsetof(si64.VCPUInfo)), vcpuInfoSize: int(unsafe.Sizeof(si64.VCPUInfo[0])),
+		pendingSel: int(unsafe.Offsetof(si64.VCPUInfo[0].EvtchnPendingSel)),
+		pending:    int(unsafe.Offsetof(si64.EvtchnPending)), mask: int(unsafe.Offsetof(si64.EvtchnMask)),
+		bitmapSize: int(unsafe.Sizeof(si64.EvtchnMask)),
+		arch:       int(unsafe.Offsetof(si64.Arch)), archSize: int(unsafe.Sizeof(si64.Arch)),
+		frameListList: int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.PFNToMFNFrameListList)),
+		word:          8,
+		maxPFN:        int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.MaxPFN)),
+		p2mCR3:        int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.P2MCr3)),
+		p2mVA:         int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.P2MVaddr)),
+		p2mGen:        int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.P2MGeneration)),
+	}
+	sharedInfo32 = sharedInfoLayout{
+		vcpuInfo: int(unsafe.Offsetof(si32.VCPUInfo)), vcpuInfoSize: int(unsafe.Sizeof(si32.VCPUInfo[0])),
+		pendingSel: int(unsafe.Offsetof(si32.VCPUInfo[0].EvtchnPendingSel)),
+		pending:    int(unsafe.Offsetof(si32.EvtchnPending)), mask: int(unsafe.Offsetof(si32.EvtchnMask)),
+		bitmapSize: int(unsafe.Sizeof(si32.EvtchnMask)),
+		arch:       int(unsafe.Offsetof(si32.Arch)), archSize: int(unsafe.Sizeof(si32.Arch)),
+		frameListList: int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.PFNToMFNFrameListList)),
+		word:          4,
+		maxPFN:        int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.MaxPFN)),
+		p2mCR3:        int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.P2MCr3)),
+		p2mVA:         int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.P2MVaddr)),
+		p2mGen:        int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.P2MGeneration)),
+	}
 )
+
+// sharedInfoFor returns the shared_info layout of a guest of width 8 or 4.
+func sharedInfoFor(width int) *sharedInfoLayout {
+	if width == 4 {
+		return &sharedInfo32
+	}
+	return &sharedInfo64
+}
 
 // Page-table entry bits (64-bit and PAE entries alike).
 const (
@@ -73,10 +109,7 @@ type pvMemory struct {
 
 // generationOf reads p2m_generation from a shared_info page.
 func (p *pvMemory) generationOf(si []byte) uint64 {
-	if p.width == 4 {
-		return field(si, si32P2MGen, 4)
-	}
-	return field(si, si64P2MGen, 8)
+	return field(si, sharedInfoFor(p.width).p2mGen, p.width)
 }
 
 // checkGeneration fails if a guest whose linear p2m was read changed it
@@ -213,23 +246,22 @@ func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedIn
 		return nil, err
 	}
 	p := &pvMemory{width: width, levels: 4}
-	offMax, offFLL, offCR3, offVA := si64MaxPFN, si64FLL, si64P2MCR3, si64P2MVA
 	if width == 4 {
 		p.levels = 3
-		offMax, offFLL, offCR3, offVA = si32MaxPFN, si32FLL, si32P2MCR3, si32P2MVA
 	}
-	maxPFN := field(si, offMax, width)
+	l := sharedInfoFor(width)
+	maxPFN := field(si, l.maxPFN, width)
 	if maxPFN == 0 || maxPFN > 1<<36 {
 		return nil, fmt.Errorf("%w: shared_info max_pfn %#x", ErrBadFrame, maxPFN)
 	}
 	fpp := uint64(pageSize / width)
 	nLeaves := (maxPFN-1)/fpp + 1
 	var leafMFNs []uint64
-	if cr3 := field(si, offCR3, width); cr3 != 0 {
+	if cr3 := field(si, l.p2mCR3, width); cr3 != 0 {
 		p.linear, p.generation = true, p.generationOf(si)
-		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3ToPFN(cr3, width), field(si, offVA, width), nLeaves)
+		leafMFNs, err = p.walkLinear(ctx, hv, dom, cr3ToPFN(cr3, width), field(si, l.p2mVA, width), nLeaves)
 	} else {
-		leafMFNs, err = p.walkTree(ctx, hv, dom, field(si, offFLL, width), nLeaves)
+		leafMFNs, err = p.walkTree(ctx, hv, dom, field(si, l.frameListList, width), nLeaves)
 	}
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"unsafe"
 
 	"github.com/xenckpt/xenckpt/checkpoint/stream"
 	"github.com/xenckpt/xenckpt/domctl"
@@ -364,47 +363,12 @@ func (rs *restorer) loadPVState(ctx context.Context) error {
 	return nil
 }
 
-// Offsets of the shared_info fields libxc's handle_shared_info touches, by
-// guest width.
-type sharedInfoLayout struct {
-	vcpuInfo, vcpuInfoSize, pendingSel  int
-	pending, mask, bitmapSize           int
-	arch, archSize, frameListList, word int
-}
-
-var (
-	si64 abi.SharedInfoX86_64
-	si32 abi.SharedInfoX86_32
-
-	sharedInfo64 = sharedInfoLayout{
-		vcpuInfo: int(unsafe.Offsetof(si64.VCPUInfo)), vcpuInfoSize: int(unsafe.Sizeof(si64.VCPUInfo[0])),
-		pendingSel: int(unsafe.Offsetof(si64.VCPUInfo[0].EvtchnPendingSel)),
-		pending:    int(unsafe.Offsetof(si64.EvtchnPending)), mask: int(unsafe.Offsetof(si64.EvtchnMask)),
-		bitmapSize: int(unsafe.Sizeof(si64.EvtchnMask)),
-		arch:       int(unsafe.Offsetof(si64.Arch)), archSize: int(unsafe.Sizeof(si64.Arch)),
-		frameListList: int(unsafe.Offsetof(si64.Arch) + unsafe.Offsetof(si64.Arch.PFNToMFNFrameListList)),
-		word:          8,
-	}
-	sharedInfo32 = sharedInfoLayout{
-		vcpuInfo: int(unsafe.Offsetof(si32.VCPUInfo)), vcpuInfoSize: int(unsafe.Sizeof(si32.VCPUInfo[0])),
-		pendingSel: int(unsafe.Offsetof(si32.VCPUInfo[0].EvtchnPendingSel)),
-		pending:    int(unsafe.Offsetof(si32.EvtchnPending)), mask: int(unsafe.Offsetof(si32.EvtchnMask)),
-		bitmapSize: int(unsafe.Sizeof(si32.EvtchnMask)),
-		arch:       int(unsafe.Offsetof(si32.Arch)), archSize: int(unsafe.Sizeof(si32.Arch)),
-		frameListList: int(unsafe.Offsetof(si32.Arch) + unsafe.Offsetof(si32.Arch.PFNToMFNFrameListList)),
-		word:          4,
-	}
-)
-
 // fixSharedInfo copies into dst (the new domain's shared_info page) what
 // libxc copies from the image's page old: every vcpu_info and the arch
 // part, with the p2m frame-list-list cleared (the guest rebuilds it), no
 // event pending and every event masked.
 func fixSharedInfo(dst, old []byte, width int) {
-	l := &sharedInfo64
-	if width == 4 {
-		l = &sharedInfo32
-	}
+	l := sharedInfoFor(width)
 	n := len(si64.VCPUInfo)
 	copy(dst[l.vcpuInfo:l.vcpuInfo+n*l.vcpuInfoSize], old[l.vcpuInfo:])
 	copy(dst[l.arch:l.arch+l.archSize], old[l.arch:])
