@@ -215,6 +215,10 @@ const (
 
 func pteMFN(e uint64) uint64 { return (e & pteFrame) >> pageShift }
 
+// xenSlot reports whether entry i of a level-lvl table is one of Xen's L4
+// slots, which the guest and its toolstack neither fill nor validate.
+func xenSlot(lvl, i int) bool { return lvl == 4 && i >= xenL4First && i <= xenL4Last }
+
 // tableLevels is the number of page-table levels of a PV domain: 4, or 3
 // (PAE) for 32-bit guests.
 func (d *domain) tableLevels() int {
@@ -260,8 +264,8 @@ func (d *domain) typeTable(mfn uint64, lvl int, out map[uint64]uint32) error {
 	out[pfn] = want
 	page := d.mem.page(pfn)
 	for i := range d.entriesChecked(lvl) {
-		if lvl == 4 && i >= xenL4First && i <= xenL4Last {
-			continue // Xen's slots: Xen writes them
+		if xenSlot(lvl, i) {
+			continue // Xen writes them
 		}
 		e := binary.LittleEndian.Uint64(page[i*8:])
 		if e&ptePresent == 0 {
@@ -340,7 +344,7 @@ func (d *domain) untype(pfn uint64, lvl int) {
 	}
 	page := d.mem.page(pfn)
 	for i := range d.entriesChecked(lvl) {
-		if lvl == 4 && i >= xenL4First && i <= xenL4Last {
+		if xenSlot(lvl, i) {
 			continue
 		}
 		e := binary.LittleEndian.Uint64(page[i*8:])

@@ -137,7 +137,7 @@ func (d *domain) writePTE(maddr, val uint64) error {
 	idx := int(maddr&(PageSize-1)) / 8
 	t := d.ptype[pfn] &^ pfinfoLPINTAB
 	if lvl := int(t >> pfinfoShift); lvl > 0 && val&ptePresent != 0 {
-		if lvl == 4 && idx >= xenL4First && idx <= xenL4Last {
+		if xenSlot(lvl, idx) {
 			return errEINVAL // Xen's own slots
 		}
 		if lvl == 1 {
