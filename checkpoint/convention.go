@@ -8,25 +8,26 @@ import (
 	"github.com/xenckpt/xenckpt/magic"
 )
 
-// startInfo reads the start_info page of a suspended PV guest: the guest
-// passed its frame in the third hypercall argument, which sits in vCPU0's
-// rdx/edx (XEN-NOTES §1.5).
-func (c *Controller) startInfo(ctx context.Context, dom domctl.DomID, width int) (magic.StartInfo, uint64, error) {
+// mapStartInfo maps (with prot) and decodes the start_info page of a
+// suspended PV guest: the guest passed its frame in the third hypercall
+// argument, which sits in vCPU0's rdx/edx (XEN-NOTES §1.5). The caller
+// closes the mapping.
+func (c *Controller) mapStartInfo(ctx context.Context, dom domctl.DomID, width int, prot domctl.Prot) (magic.StartInfo, *domctl.Mapping, error) {
 	vc, err := c.hv.VCPUContext(ctx, dom, 0, width)
 	if err != nil {
-		return magic.StartInfo{}, 0, fmt.Errorf("getting vCPU 0 context: %w", err)
+		return magic.StartInfo{}, nil, fmt.Errorf("getting vCPU 0 context: %w", err)
 	}
 	frame := vc.RDX()
-	mp, err := mapFrames(ctx, c.hv, dom, domctl.ProtRead, []uint64{frame})
+	mp, err := mapFrames(ctx, c.hv, dom, prot, []uint64{frame})
 	if err != nil {
-		return magic.StartInfo{}, frame, fmt.Errorf("mapping start_info frame %#x: %w", frame, err)
+		return magic.StartInfo{}, nil, fmt.Errorf("mapping start_info frame %#x: %w", frame, err)
 	}
-	defer mp.Close()
 	si, err := magic.DecodeStartInfo(mp.Bytes(), width)
 	if err != nil {
-		return si, frame, fmt.Errorf("decoding start_info at frame %#x: %w", frame, err)
+		mp.Close()
+		return si, nil, fmt.Errorf("decoding start_info at frame %#x: %w", frame, err)
 	}
-	return si, frame, nil
+	return si, mp, nil
 }
 
 // convention decides how to cancel dom's suspend with magic.Negotiate over
@@ -47,10 +48,11 @@ func (c *Controller) convention(ctx context.Context, dom domctl.DomID, info domc
 		if err != nil {
 			return 0, err
 		}
-		si, _, err := c.startInfo(ctx, dom, width)
+		si, mp, err := c.mapStartInfo(ctx, dom, width, domctl.ProtRead)
 		if err != nil {
 			return 0, err
 		}
+		mp.Close()
 		src.Magic = si.Magic
 	}
 	if path, err := c.xs.GetDomainPath(ctx, uint32(dom)); err == nil {

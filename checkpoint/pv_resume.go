@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/xenckpt/xenckpt/domctl"
-	"github.com/xenckpt/xenckpt/magic"
 )
 
 // pvSlowResumeStartInfo is the PV part of libxc's xc_domain_resume_any: a
@@ -25,22 +24,14 @@ func (c *Controller) pvSlowResumeStartInfo(ctx context.Context, dom domctl.DomID
 	if err != nil {
 		return err
 	}
-	vc, err := c.hv.VCPUContext(ctx, dom, 0, width)
+	si, mp, err := c.mapStartInfo(ctx, dom, width, domctl.ProtReadWrite)
 	if err != nil {
-		return fmt.Errorf("getting vCPU 0 context: %w", err)
+		return err
 	}
+	defer mp.Close()
 	mem, err := readPVMemory(ctx, c.hv, dom, info.SharedInfoFrame, width)
 	if err != nil {
 		return fmt.Errorf("reading the guest's p2m for the slow resume: %w", err)
-	}
-	mp, err := mapFrames(ctx, c.hv, dom, domctl.ProtReadWrite, []uint64{vc.RDX()})
-	if err != nil {
-		return fmt.Errorf("mapping start_info frame %#x: %w", vc.RDX(), err)
-	}
-	defer mp.Close()
-	si, err := magic.DecodeStartInfo(mp.Bytes(), width)
-	if err != nil {
-		return fmt.Errorf("decoding start_info: %w", err)
 	}
 	toMFN := func(what string, pfn uint64) (uint64, error) {
 		if pfn >= uint64(len(mem.p2m)) || mem.p2m[pfn] == invalidFrame {
