@@ -456,14 +456,6 @@ func (d *domain) buildPV(l pvLayout) error {
 	put := func(pfn uint64, i int, v uint64) {
 		binary.LittleEndian.PutUint64(d.mem.page(pfn)[i*8:], v)
 	}
-	putEntry := func(pfn uint64, i uint64, v uint64) {
-		pg := d.mem.page(pfn)
-		if l.width == 4 {
-			binary.LittleEndian.PutUint32(pg[i*4:], uint32(v))
-		} else {
-			binary.LittleEndian.PutUint64(pg[i*8:], v)
-		}
-	}
 	// Page tables. Memory is mapped read-write and no-execute, except
 	// the page-table frames, which a PV guest may map read-only only.
 	for p := range l.pages {
@@ -493,22 +485,18 @@ func (d *domain) buildPV(l pvLayout) error {
 	}
 	// p2m tree.
 	epp := uint64(PageSize / l.width)
-	inval := invalidMFN
-	if l.width == 4 {
-		inval = 0xffffffff
-	}
 	for p := range l.nleaf * epp {
-		v := inval
+		v := invalidMFN
 		if p < l.pages {
 			v = frame(p)
 		}
-		putEntry(l.leaf+p/epp, p%epp, v)
+		l.putP2M(d.mem.page(l.leaf+p/epp), p%epp, v)
 	}
 	for i := range l.nleaf {
-		putEntry(l.fl+i/epp, i%epp, frame(l.leaf+i))
+		l.putP2M(d.mem.page(l.fl+i/epp), i%epp, frame(l.leaf+i))
 	}
 	for i := range l.nfl {
-		putEntry(l.fll, i, frame(l.fl+i))
+		l.putP2M(d.mem.page(l.fll), i, frame(l.fl+i))
 	}
 	d.setP2MRoot(l)
 	// vCPU state: cr3 and one GDT frame on every vCPU.
@@ -571,6 +559,17 @@ func (k *kernel) pvLayout() (pvLayout, bool) {
 	return newPVLayout(n, k.width()), true
 }
 
+// putP2M writes v as entry i of pg, a page of the p2m tree (a leaf, a
+// frame list or the frame-list list): l.width bytes, so that invalidMFN
+// becomes a 32-bit guest's ~0.
+func (l pvLayout) putP2M(pg []byte, i, v uint64) {
+	if l.width == 4 {
+		binary.LittleEndian.PutUint32(pg[i*4:], uint32(v))
+	} else {
+		binary.LittleEndian.PutUint64(pg[i*8:], v)
+	}
+}
+
 // p2mEntry reads p2m[pfn] from guest memory all; invalidMFN if absent.
 func (l pvLayout) p2mEntry(all []byte, pfn uint64) uint64 {
 	if pfn >= l.pages {
@@ -594,19 +593,12 @@ func (l pvLayout) p2mEntry(all []byte, pfn uint64) uint64 {
 // sip is the shared_info page of all.
 func (l pvLayout) rebuildP2MRoot(all []byte, sip uint64) {
 	epp := uint64(PageSize / l.width)
-	put := func(pfn, i, v uint64) {
-		off := pfn*PageSize + i*uint64(l.width)
-		if l.width == 4 {
-			binary.LittleEndian.PutUint32(all[off:], uint32(v))
-		} else {
-			binary.LittleEndian.PutUint64(all[off:], v)
-		}
-	}
+	page := func(pfn uint64) []byte { return all[pfn*PageSize : (pfn+1)*PageSize] }
 	for i := range l.nleaf {
-		put(l.fl+i/epp, i%epp, l.p2mEntry(all, l.leaf+i))
+		l.putP2M(page(l.fl+i/epp), i%epp, l.p2mEntry(all, l.leaf+i))
 	}
 	for i := range l.nfl {
-		put(l.fll, i, l.p2mEntry(all, l.fl+i))
+		l.putP2M(page(l.fll), i, l.p2mEntry(all, l.fl+i))
 	}
 	l.writeP2MRoot(all[sip*PageSize:(sip+1)*PageSize], l.p2mEntry(all, l.fll), l.p2mEntry(all, l.top))
 }
