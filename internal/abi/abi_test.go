@@ -163,10 +163,11 @@ func TestLayoutFacts(t *testing.T) {
 	assert.EqualValues(t, 3136, unsafe.Sizeof(sh64))
 	assert.EqualValues(t, 3088, unsafe.Offsetof(sh64.Arch))
 
-	// Every union payload fits in the union.
+	// Every union payload (abi.go's payload type set) fits in the union.
 	for _, n := range []string{"DomctlCreateDomain", "DomctlGetDomainInfo", "DomctlGetPageFrameInfo3",
-		"DomctlShadowOp", "DomctlMaxMem", "DomctlVCPUContext", "DomctlHVMContext",
-		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe", "DomctlVCPUExtState", "DomctlVCPUMSRs", "DomctlCPUPolicy"} {
+		"DomctlShadowOp", "DomctlMaxMem", "DomctlMaxVCPUs", "DomctlVCPUContext", "DomctlHVMContext",
+		"DomctlAddressSize", "DomctlTSCInfo", "DomctlSubscribe", "DomctlVCPUExtState", "DomctlVCPUMSRs",
+		"DomctlCPUPolicy", "DomctlExtVCPUContext"} {
 		assert.LessOrEqualf(t, structTypes[n].Size(), uintptr(abi.DomctlUnionSize), "%s fits xen_domctl.u", n)
 	}
 }
