@@ -163,7 +163,7 @@ func (s *session) precopy(ctx context.Context) ([]uint64, error) {
 		return nil, fmt.Errorf("enabling log-dirty: %w", err)
 	}
 	s.logDirty = true
-	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res, func() error { return nil })
+	return s.c.precopy(ctx, &s.o, s.mem, s.sh, &s.res)
 }
 
 // suspend suspends the guest and records when.

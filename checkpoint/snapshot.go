@@ -417,7 +417,7 @@ func (o *SaveOptions) emit(p Progress) {
 // policy says stop. Log-dirty must be on; it stays on for the final round.
 // It returns the dirty set of the last CLEAN, which the final (suspended)
 // round must send along with what the final CLEAN reports.
-func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, res *Result, afterFull func() error) ([]uint64, error) {
+func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, sh guestShape, res *Result) ([]uint64, error) {
 	bitmap := make([]uint64, (sh.MaxGPFN+1+63)/64)
 	// Clear whatever was logged before this pass began.
 	if _, err := c.hv.CleanDirty(ctx, m.dom, bitmap, false); err != nil {
@@ -425,9 +425,6 @@ func (c *Controller) precopy(ctx context.Context, o *SaveOptions, m *memCopier, 
 	}
 	start := time.Now()
 	if err := m.sendRange(ctx, sh.MaxGPFN+1); err != nil {
-		return nil, err
-	}
-	if err := afterFull(); err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(start)
