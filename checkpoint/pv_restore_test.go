@@ -2,7 +2,6 @@ package checkpoint_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
@@ -95,10 +94,10 @@ func TestPVRestoreInconsistentImage(t *testing.T) {
 		want error
 	}{
 		{"start_info beyond the guest", func(t *testing.T, b []byte) {
-			setVCPU0(t, b, func(ctx []byte) { binary.LittleEndian.PutUint64(ctx[vc64Edx:], 1000) })
+			setVCPU0(t, b, func(vc *domctl.VCPUContext) { vc.SetRDX(1000) })
 		}, stream.ErrBadPFN},
 		{"cr3 not a top-level table", func(t *testing.T, b []byte) {
-			setVCPU0(t, b, func(ctx []byte) { binary.LittleEndian.PutUint64(ctx[vc64CR3:], simStartInfoPFN<<12) })
+			setVCPU0(t, b, func(vc *domctl.VCPUContext) { vc.SetCtrlReg(3, simStartInfoPFN<<12) })
 		}, stream.ErrBadPageType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +113,9 @@ func TestPVRestoreInconsistentImage(t *testing.T) {
 	}
 }
 
-// setVCPU0 edits vCPU0's X86_PV_VCPU_BASIC context in an encoded image.
-func setVCPU0(t *testing.T, img []byte, edit func(ctx []byte)) {
+// setVCPU0 edits vCPU0's X86_PV_VCPU_BASIC context in an encoded image of
+// a 64-bit guest.
+func setVCPU0(t *testing.T, img []byte, edit func(vc *domctl.VCPUContext)) {
 	t.Helper()
 	r := stream.NewReader(bytes.NewReader(img), nil)
 	for {
@@ -131,7 +131,9 @@ func setVCPU0(t *testing.T, img []byte, edit func(ctx []byte)) {
 		}
 		i := bytes.Index(img, v.Context)
 		require.GreaterOrEqual(t, i, 0)
-		edit(img[i : i+len(v.Context)])
+		vc, err := domctl.NewVCPUContext(8, img[i:i+len(v.Context)])
+		require.NoError(t, err)
+		edit(vc)
 		return
 	}
 }

@@ -107,16 +107,14 @@ func decodePV(t *testing.T, img []byte) pvImage {
 // slots must be empty, and the leaves must map the pfns in order.
 func checkNormalised(t *testing.T, im pvImage, pages uint64) {
 	t.Helper()
-	ctx := im.vcpus[0]
-	require.NotNil(t, ctx, "no vCPU0 record")
-	var top uint64
+	require.NotNil(t, im.vcpus[0], "no vCPU0 record")
+	cr3 := vcpu0(t, im).CtrlReg(3)
+	top := cr3 >> 12
 	levels := stream.PageType(4)
 	if im.info.GuestWidth == 4 {
 		levels = 3
-		c := binary.LittleEndian.Uint32(ctx[vc32CR3:])
+		c := uint32(cr3)
 		top = uint64(c>>12 | c<<20)
-	} else {
-		top = binary.LittleEndian.Uint64(ctx[vc64CR3:]) >> 12
 	}
 	require.Less(t, top, pages, "cr3 is not a pfn")
 	assert.Equal(t, stream.PagePinned|levels, im.types[top], "cr3's table is the pinned top level")
@@ -147,13 +145,13 @@ func checkNormalised(t *testing.T, im pvImage, pages uint64) {
 	assert.Len(t, mapped, int(pages), "the page tables map every pfn")
 }
 
-// vCPU context offsets, from the generated ABI structs.
-var (
-	vc64CR3 = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.Ctrlreg)) + 3*8
-	vc64Edx = int(unsafe.Offsetof(abi.VCPUGuestContextX86_64{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_64{}.Rdx))
-	vc32Edx = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.UserRegs) + unsafe.Offsetof(abi.CPUUserRegsX86_32{}.Edx))
-	vc32CR3 = int(unsafe.Offsetof(abi.VCPUGuestContextX86_32{}.Ctrlreg)) + 3*4
-)
+// vcpu0 is vCPU0's context in the image.
+func vcpu0(t *testing.T, im pvImage) *domctl.VCPUContext {
+	t.Helper()
+	vc, err := domctl.NewVCPUContext(int(im.info.GuestWidth), im.vcpus[0])
+	require.NoError(t, err)
+	return vc
+}
 
 // TestPVMachineFramesCheckpoint: PV guests whose frames are machine
 // frames are checkpointed three times (each cancelled, the guest counting
@@ -178,13 +176,7 @@ func TestPVMachineFramesCheckpoint(t *testing.T) {
 		im := decodePV(t, img.Bytes())
 		assert.Len(t, im.pages, 256, "every pfn has data")
 		checkNormalised(t, im, 256)
-		edx := uint64(0)
-		if k == xensim.PV32 {
-			edx = uint64(binary.LittleEndian.Uint32(im.vcpus[0][vc32Edx:]))
-		} else {
-			edx = binary.LittleEndian.Uint64(im.vcpus[0][vc64Edx:])
-		}
-		assert.Equal(t, uint64(simStartInfoPFN), edx, "vCPU0 edx is start_info's pfn")
+		assert.Equal(t, uint64(simStartInfoPFN), vcpu0(t, im).RDX(), "vCPU0 edx is start_info's pfn")
 		assert.EqualValues(t, 255, im.p2m.EndPFN)
 		require.NotEmpty(t, im.p2m.Frames)
 		for _, f := range im.p2m.Frames {
