@@ -237,13 +237,9 @@ func validMFN(v uint64, width int) bool {
 // linear list through the guest's page tables when shared_info names one
 // (p2m_cr3 != 0, what Linux publishes), else the 3-level frame-list tree.
 func readPVMemory(ctx context.Context, hv Hypervisor, dom domctl.DomID, sharedInfo uint64, width int) (*pvMemory, error) {
-	mp, err := mapFrames(ctx, hv, dom, domctl.ProtRead, []uint64{sharedInfo})
+	si, err := readFrames(ctx, hv, dom, []uint64{sharedInfo})
 	if err != nil {
-		return nil, fmt.Errorf("%w: mapping shared info frame %#x: %w", ErrBadFrame, sharedInfo, err)
-	}
-	si := append([]byte(nil), mp.Bytes()[:pageSize]...)
-	if err := mp.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: reading shared info frame %#x: %w", ErrBadFrame, sharedInfo, err)
 	}
 	p := &pvMemory{width: width, levels: 4}
 	if width == 4 {
