@@ -3,6 +3,7 @@ package xensim
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"unsafe"
 
 	"github.com/xenckpt/xenckpt/domctl"
@@ -511,6 +512,15 @@ func (x *xen) memoryOp(cmd, arg uint64) (uint64, error) {
 			return 0, err
 		}
 		ext := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), r.NrExtents)
+		if r.ExtentOrder == 0 {
+			// Each extent is one page: a single populate call, so that
+			// runs of consecutive gfns are backed with memory together.
+			k, err := x.populate(domctl.DomID(r.DomID), slices.Clone(ext), ext, false)
+			if k == 0 {
+				return 0, err
+			}
+			return uint64(k), nil
+		}
 		done := 0
 		for e, base := range ext {
 			n := uint64(1) << r.ExtentOrder
