@@ -3,6 +3,7 @@ package domctl
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"github.com/xenckpt/xenckpt/internal/abi"
@@ -16,11 +17,11 @@ const OpRemoteShutdown = "sched_op remote_shutdown"
 // cooperation. Every vCPU is paused for shutdown; the registers are left
 // as they are (no hypercall returns in the guest). libxl suspends an HVM
 // guest without PV drivers this way (reason ShutdownSuspend), and resumes
-// it with resumedomain. A reason above ShutdownSoftReset is refused before
-// any hypercall; a missing domain matches ErrNoDomain.
+// it with resumedomain. A reason above ShutdownSoftReset is refused with
+// EINVAL before any hypercall; a missing domain matches ErrNoDomain.
 func (c *Conn) RemoteShutdown(ctx context.Context, dom DomID, reason ShutdownReason) error {
 	if reason > ShutdownSoftReset {
-		return newOpError(OpRemoteShutdown, dom, fmt.Errorf("shutdown reason %d out of range", reason))
+		return newOpError(OpRemoteShutdown, dom, fmt.Errorf("shutdown reason %d out of range: %w", reason, syscall.EINVAL))
 	}
 	buf, err := c.alloc(int(unsafe.Sizeof(abi.SchedRemoteShutdown{})))
 	if err != nil {
